@@ -1,0 +1,359 @@
+import type { AuditLog } from './audit.js';
+import { fromHex, isLowerHex, randomBytes, toHex, utf8 } from './bytes.js';
+import { ALGORITHMS, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, isAlgorithm, type Algorithm } from './crypto/algorithms.js';
+import { sha3_256, sha3_256Hex } from './crypto/hash.js';
+import { EMPTY_CONTEXT, DEFAULT_CLOCK_SKEW_SEC, type Profile } from './envelope.js';
+import { HandshakeError, PQCTransportError, type PQCReason } from './errors.js';
+import { AgentIdentity, PeerIdentity, isDid } from './identity.js';
+import { canonicalJson } from './json/canonical.js';
+import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from './json/lossless.js';
+import {
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_SESSION_TTL_SEC,
+  PQCSession,
+  type PQCSessionOptions,
+  type SessionRecord,
+  type SessionStore,
+} from './session.js';
+import { formatTimestamp, nowMs, parseTimestamp, type Clock } from './time.js';
+
+/** ML-DSA context of the client's handshake signature (v2). */
+export const HANDSHAKE_REQUEST_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-request');
+/** ML-DSA context of the server's handshake signature (v2). */
+export const HANDSHAKE_RESPONSE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-response');
+
+/** What the client keeps between `initiate` and `complete`. */
+export interface PendingHandshake {
+  readonly profile: Profile;
+  readonly clientDid: string;
+  readonly nonce: string;
+  readonly timestamp: string;
+  /** Hex SHA3-256 of pqc-json(the whole request), which a v2 server echoes. */
+  readonly requestDigest: string;
+  /** The request text as sent. */
+  readonly request: string;
+}
+
+/** Who may open a session: a list of DIDs, or a function of the authenticated peer. */
+export type Authorizer = readonly string[] | ((peer: PeerIdentity) => boolean | Promise<boolean>);
+
+/** Options of `PQCHandshake.respond` (the server side). */
+export interface RespondOptions {
+  /** Where the session is opened and handshake replays are remembered. */
+  store: SessionStore;
+  /** Accepted profiles (default `[2]`). */
+  profiles?: readonly Profile[];
+  /** Accepted client algorithms (default: all three). */
+  algorithms?: readonly Algorithm[];
+  /** Allowed clock skew, seconds (default 300). */
+  clockSkewSec?: number;
+  /** Session lifetime, seconds (default 3600). */
+  sessionTtlSec?: number;
+  /** Bound on live sessions (default 10 000). */
+  maxSessions?: number;
+  /** Called with the authenticated client before a session is opened. */
+  authorize?: Authorizer;
+  /** Where the handshake is recorded. */
+  audit?: AuditLog;
+  /** The server's clock (default: now). */
+  now?: Clock;
+}
+
+/** What `respond` returns: the response text to send and the session it opened. */
+export interface HandshakeResponse {
+  response: string;
+  session: SessionRecord;
+  client: PeerIdentity;
+}
+
+/** Options of `PQCHandshake.complete` (the client side). */
+export interface CompleteOptions extends PQCSessionOptions {
+  /** The server's expected DID. */
+  serverDid?: string;
+  /** The server's expected public key (hex or bytes). */
+  serverPublicKey?: string | Uint8Array;
+  /** Accepted server algorithms (default: all three). */
+  algorithms?: readonly Algorithm[];
+  /** The client's clock (default: now). */
+  now?: Clock;
+}
+
+type Fields = Map<string, JsonValue>;
+
+function reject(reason: PQCReason, detail: string): never {
+  throw new HandshakeError(reason, `handshake rejected (${reason}): ${detail}`);
+}
+
+function parseObject(text: string | Uint8Array, what: string): JsonObject {
+  let tree: JsonValue;
+  try {
+    tree = parseLossless(text);
+  } catch (err) {
+    reject('malformed_json', err instanceof Error ? err.message : 'malformed JSON');
+  }
+  if (!(tree instanceof Map)) reject('handshake_failed', `${what} is not a JSON object`);
+  return tree;
+}
+
+function readVersion(fields: Fields, profiles: readonly Profile[]): Profile {
+  const v = fields.get('v');
+  if (v === undefined) {
+    if (!profiles.includes(1)) reject('unsupported_version', 'unversioned (v1) handshakes are not accepted');
+    return 1;
+  }
+  if (!(v instanceof JsonNumber)) reject('invalid_envelope', 'v is not a number');
+  if (v.toNumber() !== 2 || !profiles.includes(2)) reject('unsupported_version', `version ${v.lexeme} is not accepted`);
+  return 2;
+}
+
+function readHex(fields: Fields, key: string, bytes?: number): string {
+  const value = fields.get(key);
+  if (!isLowerHex(value, bytes) || value.length === 0) {
+    reject('invalid_envelope', `${key} is not ${bytes ? `${bytes * 2} ` : ''}lowercase hex`);
+  }
+  return value;
+}
+
+function readAlgorithm(fields: Fields, allowed: readonly Algorithm[]): Algorithm {
+  const algorithm = fields.get('algorithm');
+  if (!isAlgorithm(algorithm) || !allowed.includes(algorithm)) {
+    reject('unsupported_algorithm', `algorithm ${JSON.stringify(algorithm)} is not accepted`);
+  }
+  return algorithm;
+}
+
+function readKey(fields: Fields, key: string, algorithm: Algorithm): string {
+  return readHex(fields, key, PUBLIC_KEY_BYTES[algorithm]);
+}
+
+function readDid(fields: Fields, key: string): string {
+  const did = fields.get(key);
+  if (!isDid(did)) reject('invalid_envelope', `${key} is not a did:pqaid DID`);
+  return did;
+}
+
+function withoutSignature(fields: Fields): JsonObject {
+  const out: JsonObject = new Map(fields);
+  out.delete('signature');
+  return out;
+}
+
+function newHex16(): string {
+  return toHex(randomBytes(16));
+}
+
+async function isAuthorized(authorize: Authorizer | undefined, peer: PeerIdentity): Promise<boolean> {
+  if (authorize === undefined) return true;
+  if (typeof authorize === 'function') return (await authorize(peer)) === true;
+  return authorize.includes(peer.did);
+}
+
+/** The mutual handshake of PROTOCOL.md §5 (v2) and §7 (v1). */
+export const PQCHandshake = {
+  /** Client: builds a signed handshake request. Send `request`, keep `pending` for `complete`. */
+  async initiate(
+    identity: AgentIdentity,
+    options: { profile?: Profile; now?: Clock } = {},
+  ): Promise<{ request: string; pending: PendingHandshake }> {
+    const profile = options.profile ?? 2;
+    if (profile !== 1 && profile !== 2) throw new TypeError('profile must be 1 or 2');
+    const nonce = newHex16();
+    const timestamp = formatTimestamp(nowMs(options.now));
+    const body: Record<string, unknown> = { type: 'pqc_handshake_request' };
+    if (profile === 2) body.v = 2;
+    body.client_did = identity.did;
+    body.client_public_key = identity.publicKeyHex;
+    body.algorithm = identity.algorithm;
+    body.timestamp = timestamp;
+    body.nonce = nonce;
+    const signature =
+      profile === 2
+        ? await identity.sign(sha3_256(utf8(canonicalJson(body))), HANDSHAKE_REQUEST_CONTEXT)
+        : await identity.sign(sha3_256(utf8(`${identity.did}:${nonce}:${timestamp}`)), EMPTY_CONTEXT);
+    body.signature = toHex(signature);
+    const request = JSON.stringify(body);
+    return {
+      request,
+      pending: { profile, clientDid: identity.did, nonce, timestamp, requestDigest: sha3_256Hex(canonicalJson(body)), request },
+    };
+  },
+
+  /**
+   * Server: checks a handshake request (shape, algorithm, DID, freshness, signature, replay, authorization, session
+   * limit, in that order), opens a session in `options.store` and returns the signed response.
+   * Throws `HandshakeError` whose `reason` and `httpStatus` say why (PROTOCOL.md §6).
+   */
+  async respond(
+    requestText: string | Uint8Array,
+    serverIdentity: AgentIdentity,
+    options: RespondOptions,
+  ): Promise<HandshakeResponse> {
+    if (!options || typeof options.store !== 'object' || options.store === null) {
+      throw new TypeError('PQCHandshake.respond needs options.store (a SessionStore, e.g. new MemorySessionStore())');
+    }
+    const now = nowMs(options.now);
+    const audit = options.audit;
+    let clientDid: string | null = null;
+    try {
+      const fields = parseObject(requestText, 'handshake request');
+      if (fields.get('type') !== 'pqc_handshake_request') reject('handshake_failed', 'type is not pqc_handshake_request');
+      const profile = readVersion(fields, options.profiles ?? [2]);
+      clientDid = readDid(fields, 'client_did');
+      const timestamp = fields.get('timestamp');
+      if (typeof timestamp !== 'string') reject('invalid_envelope', 'timestamp is not a string');
+      const nonce = readHex(fields, 'nonce', 16);
+      const algorithm = readAlgorithm(fields, options.algorithms ?? ALGORITHMS);
+      const clientKeyHex = readKey(fields, 'client_public_key', algorithm);
+      const signatureHex = readHex(fields, 'signature', SIGNATURE_BYTES[algorithm]);
+
+      const client = new PeerIdentity(algorithm, clientKeyHex, { backend: serverIdentity.backend });
+      if (client.did !== clientDid) reject('did_mismatch', 'client_did is not the DID of client_public_key');
+      const timestampMs = parseTimestamp(timestamp);
+      if (Number.isNaN(timestampMs)) reject('invalid_envelope', 'timestamp is not an RFC 3339 date-time with offset');
+      const skewSec = options.clockSkewSec ?? DEFAULT_CLOCK_SKEW_SEC;
+      if (Math.abs(now - timestampMs) > skewSec * 1000) reject('stale_timestamp', 'timestamp outside the allowed clock skew');
+
+      const signedDigest =
+        profile === 2
+          ? sha3_256(utf8(canonicalJson(withoutSignature(fields))))
+          : sha3_256(utf8(`${clientDid}:${nonce}:${timestamp}`));
+      const context = profile === 2 ? HANDSHAKE_REQUEST_CONTEXT : EMPTY_CONTEXT;
+      if (!(await client.verifyingKey.verify(signedDigest, fromHex(signatureHex), context))) {
+        reject('invalid_signature', 'the request signature does not verify');
+      }
+      // Recorded only once the signature holds, so forged requests cannot burn a client's nonces.
+      if (!(await options.store.recordHandshake(`${clientDid}:${nonce}`, 2 * skewSec))) {
+        reject('replay_detected', 'this handshake request was seen before');
+      }
+      if (!(await isAuthorized(options.authorize, client))) reject('peer_not_authorized', 'the client is not authorized');
+
+      const ttlSec = options.sessionTtlSec ?? DEFAULT_SESSION_TTL_SEC;
+      const session: SessionRecord = {
+        sessionId: newHex16(),
+        profile,
+        peerDid: clientDid,
+        peerAlgorithm: algorithm,
+        peerPublicKey: clientKeyHex,
+        localDid: serverIdentity.did,
+        createdAt: now,
+        expiresAt: now + ttlSec * 1000,
+      };
+      await options.store.createSession(session, { maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS });
+
+      const serverNonce = newHex16();
+      const body: Record<string, unknown> = { type: 'pqc_handshake_response' };
+      if (profile === 2) body.v = 2;
+      body.server_did = serverIdentity.did;
+      body.server_public_key = serverIdentity.publicKeyHex;
+      body.algorithm = serverIdentity.algorithm;
+      body.client_nonce = nonce;
+      body.server_nonce = serverNonce;
+      body.session_id = session.sessionId;
+      let signature: Uint8Array;
+      if (profile === 2) {
+        body.expires_at = formatTimestamp(session.expiresAt);
+        body.request_digest = sha3_256Hex(canonicalJson(fields));
+        signature = await serverIdentity.sign(sha3_256(utf8(canonicalJson(body))), HANDSHAKE_RESPONSE_CONTEXT);
+      } else {
+        const input = `${serverIdentity.did}:${nonce}:${serverNonce}:${session.sessionId}`;
+        signature = await serverIdentity.sign(sha3_256(utf8(input)), EMPTY_CONTEXT);
+      }
+      body.signature = toHex(signature);
+      audit?.record({
+        operation: 'handshake',
+        session_id: session.sessionId,
+        signer_did: clientDid,
+        peer_did: clientDid,
+        algorithm,
+        signature_truncated: signatureHex,
+        digest: toHex(signedDigest),
+        verified: true,
+        details: { profile, expires_at: formatTimestamp(session.expiresAt) },
+      });
+      return { response: JSON.stringify(body), session, client };
+    } catch (err) {
+      const reason = err instanceof PQCTransportError ? err.reason : 'handshake_failed';
+      audit?.record({ operation: 'rejected', method: 'pqc/handshake', signer_did: clientDid, verified: false, reason });
+      if (err instanceof HandshakeError) throw err;
+      if (err instanceof PQCTransportError) throw new HandshakeError(err.reason, err.message, { cause: err });
+      throw err;
+    }
+  },
+
+  /**
+   * Client: checks the server's response (shape, DID, the pinned server when given, the echoed nonce and request
+   * digest, the signature) and returns the session. Throws `HandshakeError` with the reason.
+   */
+  async complete(
+    responseText: string | Uint8Array,
+    clientIdentity: AgentIdentity,
+    pending: PendingHandshake,
+    options: CompleteOptions = {},
+  ): Promise<PQCSession> {
+    const fields = parseObject(responseText, 'handshake response');
+    if (fields.get('type') !== 'pqc_handshake_response') reject('handshake_failed', 'type is not pqc_handshake_response');
+    const profile = readVersion(fields, [pending.profile]);
+    const serverDid = readDid(fields, 'server_did');
+    const algorithm = readAlgorithm(fields, options.algorithms ?? ALGORITHMS);
+    const serverKeyHex = readKey(fields, 'server_public_key', algorithm);
+    const clientNonce = readHex(fields, 'client_nonce', 16);
+    const serverNonce = readHex(fields, 'server_nonce', 16);
+    const sessionId = readHex(fields, 'session_id', 16);
+    const signatureHex = readHex(fields, 'signature', SIGNATURE_BYTES[algorithm]);
+    const now = nowMs(options.now);
+    let expiresAt = now + DEFAULT_SESSION_TTL_SEC * 1000;
+    let requestDigest: string | undefined;
+    if (profile === 2) {
+      expiresAt = parseTimestamp(fields.get('expires_at'));
+      if (Number.isNaN(expiresAt)) reject('invalid_envelope', 'expires_at is not an RFC 3339 date-time with offset');
+      requestDigest = readHex(fields, 'request_digest', 32);
+    }
+
+    const server = new PeerIdentity(algorithm, serverKeyHex, { backend: clientIdentity.backend });
+    if (server.did !== serverDid) reject('did_mismatch', 'server_did is not the DID of server_public_key');
+    if (options.serverDid !== undefined && options.serverDid !== serverDid) {
+      reject('peer_mismatch', 'the server is not the pinned one (DID differs)');
+    }
+    if (options.serverPublicKey !== undefined) {
+      const pinned = typeof options.serverPublicKey === 'string' ? options.serverPublicKey : toHex(options.serverPublicKey);
+      if (pinned !== serverKeyHex) reject('peer_mismatch', 'the server is not the pinned one (public key differs)');
+    }
+    if (clientNonce !== pending.nonce) reject('handshake_failed', 'client_nonce does not echo the request nonce');
+    if (profile === 2 && requestDigest !== pending.requestDigest) {
+      reject('handshake_failed', 'request_digest does not match the request sent');
+    }
+    if (expiresAt <= now) reject('handshake_failed', 'the session expires before it starts');
+
+    const digest =
+      profile === 2
+        ? sha3_256(utf8(canonicalJson(withoutSignature(fields))))
+        : sha3_256(utf8(`${serverDid}:${clientNonce}:${serverNonce}:${sessionId}`));
+    const context = profile === 2 ? HANDSHAKE_RESPONSE_CONTEXT : EMPTY_CONTEXT;
+    if (!(await server.verifyingKey.verify(digest, fromHex(signatureHex), context))) {
+      reject('invalid_signature', 'the response signature does not verify');
+    }
+    const session = new PQCSession(
+      {
+        sessionId,
+        profile,
+        peerDid: serverDid,
+        peerAlgorithm: algorithm,
+        peerPublicKey: serverKeyHex,
+        localDid: clientIdentity.did,
+        createdAt: now,
+        expiresAt,
+      },
+      options,
+    );
+    session.logOperation({
+      operation: 'handshake',
+      signer_did: serverDid,
+      algorithm,
+      signature_truncated: signatureHex,
+      digest: toHex(digest),
+      verified: true,
+      details: { profile },
+    });
+    return session;
+  },
+};
