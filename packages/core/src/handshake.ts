@@ -142,6 +142,16 @@ function newHex16(): string {
   return toHex(randomBytes(16));
 }
 
+/** Runs a store operation; a failure that is not a PQC decision means the store cannot be reached. */
+async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    if (err instanceof PQCTransportError) throw err;
+    throw new PQCTransportError('store_unavailable', 'the session store cannot be reached', { cause: err });
+  }
+}
+
 async function isAuthorized(authorize: Authorizer | undefined, peer: PeerIdentity): Promise<boolean> {
   if (authorize === undefined) return true;
   if (typeof authorize === 'function') return (await authorize(peer)) === true;
@@ -222,7 +232,7 @@ export const PQCHandshake = {
         reject('invalid_signature', 'the request signature does not verify');
       }
       // Recorded only once the signature holds, so forged requests cannot burn a client's nonces.
-      if (!(await options.store.recordHandshake(`${clientDid}:${nonce}`, 2 * skewSec))) {
+      if (!(await storeCall(() => options.store.recordHandshake(`${clientDid}:${nonce}`, 2 * skewSec)))) {
         reject('replay_detected', 'this handshake request was seen before');
       }
       if (!(await isAuthorized(options.authorize, client))) reject('peer_not_authorized', 'the client is not authorized');
@@ -238,7 +248,7 @@ export const PQCHandshake = {
         createdAt: now,
         expiresAt: now + ttlSec * 1000,
       };
-      await options.store.createSession(session, { maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS });
+      await storeCall(() => options.store.createSession(session, { maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS }));
 
       const serverNonce = newHex16();
       const body: Record<string, unknown> = { type: 'pqc_handshake_response' };

@@ -12,3 +12,7 @@ export * from './session.js';
 export * from './handshake.js';
 export * from './audit.js';
 export * from './verify.js';
+export * from './http.js';
+export * from './sse.js';
+export * from './server.js';
+export * from './client.js';

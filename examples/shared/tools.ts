@@ -1,0 +1,64 @@
+/**
+ * The MCP server every example serves: tools `echo(text)` and `add(a, b)` on the official MCP SDK, plus a
+ * stateful web-standard app (one SDK transport per Mcp-Session-Id) for runtimes that speak `Request`/`Response`.
+ */
+import { randomUUID } from 'node:crypto';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+
+/** An MCP server with the example tools. */
+export function createToolServer(): McpServer {
+  const server = new McpServer({ name: 'pqc-mcp-example', version: '0.1.0' });
+  server.registerTool(
+    'echo',
+    { description: 'Echoes the text back', inputSchema: { text: z.string() } },
+    async ({ text }) => ({ content: [{ type: 'text', text }] }),
+  );
+  server.registerTool(
+    'add',
+    { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } },
+    async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }),
+  );
+  return server;
+}
+
+/** Options of the web-standard MCP app. */
+export interface McpAppOptions {
+  /** Answer POSTs with JSON instead of an SSE stream (default false: SSE). */
+  enableJsonResponse?: boolean;
+}
+
+/** A stateful MCP endpoint over web standards: `(request, parsedBody) => Response`. */
+export function createWebMcpApp(options: McpAppOptions = {}): (request: Request, parsedBody?: unknown) => Promise<Response> {
+  const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
+  return async (request, parsedBody) => {
+    const sessionId = request.headers.get('mcp-session-id');
+    let transport = sessionId ? transports.get(sessionId) : undefined;
+    if (!transport) {
+      if (request.method !== 'POST' || sessionId || !isInitializeRequest(parsedBody)) {
+        return Response.json(
+          { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: no valid session' } },
+          { status: 400 },
+        );
+      }
+      const created = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        enableJsonResponse: options.enableJsonResponse ?? false,
+        onsessioninitialized: (id) => {
+          transports.set(id, created);
+        },
+        onsessionclosed: (id) => {
+          transports.delete(id);
+        },
+      });
+      created.onclose = () => {
+        if (created.sessionId) transports.delete(created.sessionId);
+      };
+      await createToolServer().connect(created);
+      transport = created;
+    }
+    return transport.handleRequest(request, { parsedBody });
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * An incremental rewriter of `text/event-stream` bodies: each event's `data` goes through a function (sign on the
+ * server, verify and strip on the client) as soon as the event is complete; comments, `retry:` lines and events
+ * without data pass through untouched. Nothing is buffered beyond the current event.
+ */
+
+/** Rewrites one event's data. Return the new data (one line), or throw to end the stream with that error. */
+export type SSEDataTransform = (data: string, event: { event?: string; id?: string }) => Promise<string>;
+
+const encoder = new TextEncoder();
+
+/** A `TransformStream` over the bytes of an event stream that rewrites each event's data with `transform`. */
+export function transformEventStream(transform: SSEDataTransform): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let lines: string[] = [];
+
+  async function dispatch(controller: TransformStreamDefaultController<Uint8Array>): Promise<void> {
+    const eventLines = lines;
+    lines = [];
+    let data: string[] | undefined;
+    let eventName: string | undefined;
+    let id: string | undefined;
+    for (const line of eventLines) {
+      const colon = line.indexOf(':');
+      const field = colon === -1 ? line : line.slice(0, colon);
+      let value = colon === -1 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'data') (data ??= []).push(value);
+      else if (field === 'event') eventName = value;
+      else if (field === 'id') id = value;
+    }
+    const joined = data?.join('\n') ?? '';
+    if (joined.trim() === '') {
+      controller.enqueue(encoder.encode(eventLines.join('\n') + '\n\n'));
+      return;
+    }
+    const rewritten = await transform(joined, { event: eventName, id });
+    const out: string[] = [];
+    let placed = false;
+    for (const line of eventLines) {
+      if (line === 'data' || line.startsWith('data:')) {
+        if (!placed) out.push(`data: ${rewritten}`);
+        placed = true;
+      } else {
+        out.push(line);
+      }
+    }
+    controller.enqueue(encoder.encode(out.join('\n') + '\n\n'));
+  }
+
+  async function consume(controller: TransformStreamDefaultController<Uint8Array>, final: boolean): Promise<void> {
+    let start = 0;
+    for (;;) {
+      let end = -1;
+      let next = -1;
+      for (let i = start; i < buffer.length; i++) {
+        const c = buffer.charCodeAt(i);
+        if (c === 10) {
+          end = i;
+          next = i + 1;
+          break;
+        }
+        if (c === 13) {
+          // A CR at the very end may be the first half of CRLF: wait for more input.
+          if (i + 1 === buffer.length && !final) break;
+          end = i;
+          next = buffer.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
+          break;
+        }
+      }
+      if (end === -1) break;
+      const line = buffer.slice(start, end);
+      start = next;
+      if (line === '') {
+        if (lines.length > 0) await dispatch(controller);
+      } else if (line.startsWith(':') && lines.length === 0) {
+        controller.enqueue(encoder.encode(line + '\n')); // a keep-alive comment between events: pass at once
+      } else {
+        lines.push(line);
+      }
+    }
+    buffer = buffer.slice(start);
+  }
+
+  return new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, controller) {
+      buffer += decoder.decode(chunk, { stream: true });
+      await consume(controller, false);
+    },
+    async flush(controller) {
+      buffer += decoder.decode();
+      await consume(controller, true);
+      // An unterminated last event is dropped, as an EventSource would: its data was never complete.
+      lines = [];
+    },
+  });
+}

@@ -1,0 +1,46 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { createWebMcpApp } from '../../../examples/shared/tools.js';
+import { MemorySessionStore, createPQCHandler, pqcFetch, type FetchLike } from '../src/index.js';
+import { seededIdentity } from './helpers.js';
+
+const serverIdentity = seededIdentity(1);
+const clientIdentity = seededIdentity(2);
+
+function setup(enableJsonResponse: boolean) {
+  const app = createWebMcpApp({ enableJsonResponse });
+  const seen: unknown[] = [];
+  const handler = createPQCHandler({ identity: serverIdentity, store: new MemorySessionStore() });
+  const inMemory: FetchLike = (input, init) =>
+    handler.handle(new Request(input instanceof Request ? input : String(input), init), (request, body) => {
+      seen.push(body);
+      return app(request, body);
+    });
+  const fetch = pqcFetch({ identity: clientIdentity, serverDid: serverIdentity.did, fetch: inMemory });
+  return { handler, fetch, seen };
+}
+
+describe.each([
+  ['SSE', false],
+  ['JSON', true],
+])('core server and client with the MCP SDK (%s responses)', (_mode, json) => {
+  test('initialize, list tools, call a tool, close', async () => {
+    const { handler, fetch, seen } = setup(json);
+    const client = new Client({ name: 'test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL('http://127.0.0.1/mcp'), { fetch }));
+    const tools = await client.listTools();
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
+    const result = await client.callTool({ name: 'add', arguments: { a: 2, b: 3.5 } });
+    expect(result.content).toEqual([{ type: 'text', text: '5.5' }]);
+    await client.close();
+    expect(fetch.session?.peerDid).toBe(serverIdentity.did);
+    expect(JSON.stringify(seen)).not.toContain('_pqc');
+    const ops = handler.audit.entries().map((e) => e.operation);
+    expect(ops[0]).toBe('handshake');
+    expect(ops).toContain('request');
+    expect(ops).toContain('response');
+    expect(ops).not.toContain('rejected');
+    const clientOps = fetch.audit.entries();
+    expect(clientOps.every((e) => e.verified)).toBe(true);
+  });
+});
