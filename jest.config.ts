@@ -11,7 +11,7 @@ const project = (name: string): Config => ({
   transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/)?(@noble[+/]|cookie[@/]))'],
   moduleNameMapper: {
     '^@pqc-mcp/([^/]+)$': '<rootDir>/../$1/src/index.ts',
-    '^@pqc-mcp/([^/]+)/(.+)$': '<rootDir>/../$1/src/$2.ts',
+    '^@pqc-mcp/([^/]+)/(.+)$': '<rootDir>/../$1/src/$2/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',
