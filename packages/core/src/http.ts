@@ -22,6 +22,8 @@ export function pqcErrorResponse(reason: PQCReason, id: string | number | null, 
   const headers = new Headers({ 'content-type': 'application/json' });
   if (status === 401) headers.set('www-authenticate', `PQC handshake="${handshakeUrl}"`);
   if (status === 503) headers.set('retry-after', '1');
+  // The unread rest of an oversized body would poison a kept-alive connection: close it after this answer.
+  if (status === 413) headers.set('connection', 'close');
   return new Response(pqcErrorBody(reason, id), { status, headers });
 }
 
