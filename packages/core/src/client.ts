@@ -13,7 +13,7 @@ import { PQCHandshake } from './handshake.js';
 import { PQC_ENVELOPE_HEADER, headersForNewBody, mediaType, pqcReasonOf } from './http.js';
 import { AgentIdentity } from './identity.js';
 import { serializeJson } from './json/canonical.js';
-import { JsonNumber, parseLossless, toPlain, type JsonObject, type JsonValue } from './json/lossless.js';
+import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from './json/lossless.js';
 import type { PQCSession } from './session.js';
 import { transformEventStream } from './sse.js';
 import { verifyWithSession } from './verify.js';
@@ -293,9 +293,3 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   });
   return fetchFn;
 }
-
-/** The messages of a JSON body as plain objects (for tests and tools). */
-export function plainMessages(text: string): unknown {
-  return toPlain(parseLossless(text));
-}
-
