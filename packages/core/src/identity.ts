@@ -230,9 +230,15 @@ export class AgentIdentity {
   async save(path: string, options: { includePrivate?: boolean } = {}): Promise<void> {
     const fs = fsPromises();
     const text = JSON.stringify(this.toJwk({ includePrivate: options.includePrivate ?? true }), null, 2) + '\n';
-    // Write then chmod: `mode` only applies when the file is created, not when it already existed.
-    await fs.writeFile(path, text, { mode: 0o600 });
-    await fs.chmod(path, 0o600);
+    // `mode` only applies when the file is created: an existing file is truncated and made 0600 before the seed is
+    // written into it, so the seed never sits in a file with wider permissions.
+    const handle = await fs.open(path, 'w', 0o600);
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(text);
+    } finally {
+      await handle.close();
+    }
   }
 
   /** JSON form: the public JWK, never the seed. */

@@ -152,11 +152,13 @@ export class PQCSession implements SessionRecord {
 
   /**
    * True (and remembered) the first time a nonce is seen in this session; false for a replay.
-   * `timestampMs` is the message's signed time (default: now).
+   * `timestampMs` is the message's signed time (default: now). The nonce is kept `ttlSec` seconds when that is longer
+   * than the session's `nonceTtlSec` (a verifier with a wider clock skew needs it kept twice that skew).
    */
-  checkNonce(nonce: string, timestampMs?: number, now?: Clock): boolean {
+  checkNonce(nonce: string, timestampMs?: number, now?: Clock, ttlSec?: number): boolean {
     const t = nowMs(now);
-    return this.#nonces.record(nonce, timestampMs ?? t, this.#nonceTtlMs, t);
+    const ttlMs = Math.max(this.#nonceTtlMs, (ttlSec ?? 0) * 1000);
+    return this.#nonces.record(nonce, timestampMs ?? t, ttlMs, t);
   }
 
   /** Number of nonces remembered now. */

@@ -152,8 +152,8 @@ export async function verifyWithSession(
   }
   const skewSec = options.clockSkewSec ?? DEFAULT_CLOCK_SKEW_SEC;
   const now = nowMs(options.now);
-  const verdict = await verifyInSession(message, parsed, session, session.peer, now, async (key) =>
-    session.checkNonce(key, parsed.timestampMs, now), skewSec);
+  const verdict = await verifyInSession(message, parsed, session, session.peer, now, async (key, ttlSec) =>
+    session.checkNonce(key, parsed.timestampMs, now, ttlSec), skewSec);
   if (verdict.ok && options.inReplyTo !== undefined && (parsed.inReplyTo ?? null) !== options.inReplyTo) {
     return rejected(message, 'peer_mismatch', 'in_reply_to does not match the request sent', parsed, session);
   }
