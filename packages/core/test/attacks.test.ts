@@ -607,18 +607,19 @@ describe('errors', () => {
 
   test('respond and complete throw HandshakeError instances carrying the reason and status', async () => {
     const w = await world();
-    const failures: [string, Promise<unknown>][] = [
-      ['malformed_json', PQCHandshake.respond('{"type":', server, { store: w.store, now: w.now })],
-      ['replay_detected', PQCHandshake.respond(w.request, server, { store: w.store, now: w.now })],
-      ['unsupported_version', PQCHandshake.respond(w.request, server, { store: w.store, now: w.now, profiles: [1] })],
-      ['unsupported_algorithm', PQCHandshake.respond(w.request, server, { store: w.store, now: w.now, algorithms: ['ML-DSA-87'] })],
-      ['stale_timestamp', PQCHandshake.respond(w.request, server, { store: w.store, now: T0 + 10 * MINUTE })],
-      ['handshake_failed', PQCHandshake.complete(w.request, client, w.pending, { now: w.now })],
-      ['malformed_json', PQCHandshake.complete('nope', client, w.pending, { now: w.now })],
-      ['peer_mismatch', PQCHandshake.complete(w.response, client, w.pending, { serverDid: other.did, now: w.now })],
+    const failures: [string, () => Promise<unknown>][] = [
+      ['malformed_json', () => PQCHandshake.respond('{"type":', server, { store: w.store, now: w.now })],
+      ['replay_detected', () => PQCHandshake.respond(w.request, server, { store: w.store, now: w.now })],
+      ['unsupported_version', () => PQCHandshake.respond(w.request, server, { store: w.store, now: w.now, profiles: [1] })],
+      ['unsupported_algorithm', () => PQCHandshake.respond(w.request, server, { store: w.store, now: w.now, algorithms: ['ML-DSA-87'] })],
+      ['stale_timestamp', () => PQCHandshake.respond(w.request, server, { store: w.store, now: T0 + 10 * MINUTE })],
+      ['handshake_failed', () => PQCHandshake.complete(w.request, client, w.pending, { now: w.now })],
+      ['malformed_json', () => PQCHandshake.complete('nope', client, w.pending, { now: w.now })],
+      ['peer_mismatch', () => PQCHandshake.complete(w.response, client, w.pending, { serverDid: other.did, now: w.now })],
     ];
-    for (const [reason, pending] of failures) {
-      const err = await pending.then(
+    // Thunks: each promise is created and handled in turn (a fast native backend rejects before a later await).
+    for (const [reason, attempt] of failures) {
+      const err = await attempt().then(
         () => undefined,
         (e: unknown) => e,
       );
