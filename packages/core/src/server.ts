@@ -123,6 +123,23 @@ interface Resolved {
   includePublicKey: boolean;
 }
 
+/**
+ * The form of a path used to decide what is protected. Frameworks route on decoded, often case-insensitive paths
+ * that ignore a trailing slash (`/m%63p`, `/MCP/` reach the `/mcp` route), so the decision is made on the loosest
+ * form: a path that any framework could route to the endpoint is protected (it fails closed).
+ */
+export function routeKey(pathname: string): string {
+  let path = pathname;
+  try {
+    path = decodeURIComponent(pathname);
+  } catch {
+    // Undecodable escapes stay as they are: no framework routes them to the endpoint either.
+  }
+  path = path.toLowerCase().replace(/\/{2,}/g, '/');
+  while (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  return path;
+}
+
 /** Validates options eagerly, so a misconfiguration fails at start-up with a message that names the option. */
 export function resolveServerOptions(options: PQCServerOptions): Resolved {
   if (typeof options !== 'object' || options === null) throw new TypeError('pqc: options are required ({ identity })');
@@ -417,9 +434,12 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     return signResponse(response, { sessionId: session.sessionId, profile: session.profile, fallback: undefined, byId: new Map() });
   }
 
+  const protectedPaths = new Set(o.endpoints.map(routeKey));
+  const handshakePaths = new Set([o.handshakePath, o.legacyHandshakePath].filter((p): p is string => p !== undefined).map(routeKey));
   const route = (pathname: string): 'handshake' | 'endpoint' | undefined => {
-    if (pathname === o.handshakePath || pathname === o.legacyHandshakePath) return 'handshake';
-    return o.endpoints.includes(pathname) ? 'endpoint' : undefined;
+    const key = routeKey(pathname);
+    if (handshakePaths.has(key)) return 'handshake';
+    return protectedPaths.has(key) ? 'endpoint' : undefined;
   };
 
   return {
@@ -435,8 +455,10 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       if (kind === 'handshake') return handshake(request);
       if (kind === undefined) return next(request, undefined, undefined);
       if (request.method === 'POST') return protectedPost(request, next);
-      if (request.method === 'GET' || request.method === 'DELETE') return protectedBodyless(request, next);
-      return next(request, undefined, undefined);
+      if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'DELETE') return protectedBodyless(request, next);
+      // A CORS preflight carries no credentials and no body; every other method is refused, not passed unverified.
+      if (request.method === 'OPTIONS') return next(request, undefined, undefined);
+      return new Response(null, { status: 405, headers: { allow: 'GET, HEAD, POST, DELETE, OPTIONS' } });
     },
   };
 }

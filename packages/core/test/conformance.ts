@@ -317,6 +317,24 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: '7.0000001' }] } });
       });
 
+      test('variants of the endpoint path are protected too, other methods refused', async () => {
+        const seenBefore = server.seen.length;
+        const base = new URL(server.url);
+        const variants = [base.pathname.toUpperCase(), `${base.pathname}/`, base.pathname.replace(/[a-z]$/, (c) => `%${c.charCodeAt(0).toString(16)}`)];
+        for (const path of variants) {
+          const response = await fetch(new URL(path, base), { method: 'POST', headers: MCP_HEADERS, body: JSON.stringify(initializeMessage(40)) });
+          const text = await response.text();
+          // Refused by the PQC layer, or not routed at all by the framework: never served unverified.
+          expect({ path, status: response.status }).toEqual({ path, status: response.status === 404 ? 404 : 401 });
+          if (response.status === 401) expect(JSON.parse(text)).toMatchObject({ error: { data: { pqc: 'missing_envelope' } } });
+        }
+        const put = await fetch(server.url, { method: 'PUT', headers: MCP_HEADERS, body: JSON.stringify(initializeMessage(40)) });
+        expect([404, 405]).toContain(put.status);
+        await put.text();
+        expect(server.seen.length).toBe(seenBefore);
+        await stillServes();
+      });
+
       test('unsigned → 401 missing_envelope', async () => {
         await rejected(() => client.post(JSON.stringify(initializeMessage(41))), 401, 'missing_envelope', 41);
       });
