@@ -8,9 +8,9 @@ import { AuditLog, type AuditSink } from './audit.js';
 import type { Algorithm } from './crypto/algorithms.js';
 import type { PQCReason } from './errors.js';
 import { MessageSigner, messageMethod, type Profile } from './envelope.js';
-import { HandshakeError, SessionExpiredError, SignatureVerificationError, errorForReason } from './errors.js';
+import { HandshakeError, PQCTransportError, SessionExpiredError, SignatureVerificationError, errorForReason } from './errors.js';
 import { PQCHandshake } from './handshake.js';
-import { PQC_ENVELOPE_HEADER, headersForNewBody, mediaType, pqcReasonOf } from './http.js';
+import { PQC_ENVELOPE_HEADER, headersForNewBody, mediaType, pqcErrorBody, pqcReasonOf } from './http.js';
 import { AgentIdentity } from './identity.js';
 import { serializeJson } from './json/canonical.js';
 import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from './json/lossless.js';
@@ -67,11 +67,18 @@ function idKey(id: JsonValue | undefined): string | undefined {
   return undefined;
 }
 
+/** A JSON-RPC id as the caller wrote it (a lossless number back to a number). */
+function plainId(id: JsonValue | undefined): string | number {
+  return id instanceof JsonNumber ? id.toNumber() : (id as string);
+}
+
 /** What responses to one request must carry in `in_reply_to`. */
 interface Expectation {
   /** For messages whose id matches no request (or every message of a single-request POST). */
   fallback: string | null | undefined;
   byId: Map<string, string>;
+  /** Requests still waiting for their answer, by id key (their ids as sent). */
+  pending: Map<string, string | number>;
 }
 
 function toRequestParts(input: string | URL | Request, init: RequestInit | undefined): { url: URL; init: RequestInit } {
@@ -176,6 +183,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
       signature_truncated: verdict.parsed.signatureHex,
       digest: verdict.digest,
     });
+    if (key !== undefined) expect.pending.delete(key);
     const out: JsonObject = new Map(message as JsonObject);
     out.delete('_pqc');
     return out;
@@ -186,15 +194,27 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
     const type = mediaType(response.headers);
     const init = { status: response.status, statusText: response.statusText, headers: headersForNewBody(response.headers) };
     if (type === 'text/event-stream') {
+      let failure: PQCTransportError | undefined;
       const stream = response.body.pipeThrough(
         transformEventStream(async (data) => {
-          let tree: JsonValue;
+          if (failure) throw failure; // nothing more is taken from a stream that carried a forgery
           try {
-            tree = parseLossless(data);
-          } catch {
-            rejectMessage('malformed_json', 'an event is not JSON', s, null);
+            let tree: JsonValue;
+            try {
+              tree = parseLossless(data);
+            } catch {
+              rejectMessage('malformed_json', 'an event is not JSON', s, null);
+            }
+            return serializeJson(await acceptMessage(tree, s, expect));
+          } catch (err) {
+            if (!(err instanceof PQCTransportError) || expect.pending.size === 0) throw err;
+            // An error inside an SSE body leaves an SDK request waiting for its timeout: answer each request still
+            // pending with a local (never server-made) JSON-RPC error carrying the reason, then end the stream.
+            failure = err;
+            const answers = [...expect.pending.values()].map((id) => pqcErrorBody(err.reason, id));
+            expect.pending.clear();
+            return answers;
           }
-          return serializeJson(await acceptMessage(tree, s, expect));
         }),
       );
       return new Response(stream, init);
@@ -218,7 +238,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   async function signRequest(url: URL, init: RequestInit, body: string | undefined, s: PQCSession): Promise<{ init: RequestInit; expect: Expectation }> {
     const method = (init.method ?? 'GET').toUpperCase();
     const headers = new Headers(init.headers);
-    const expect: Expectation = { fallback: null, byId: new Map() };
+    const expect: Expectation = { fallback: null, byId: new Map(), pending: new Map() };
     if (body === undefined || method === 'GET' || method === 'DELETE' || method === 'HEAD') {
       const httpMessage = {
         http: { method, path: url.pathname + url.search, mcp_session_id: headers.get('mcp-session-id') },
@@ -239,6 +259,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
       const key = idKey(element.get('id'));
       if (element.has('method') && key !== undefined) {
         expect.byId.set(key, signed.nonce);
+        expect.pending.set(key, plainId(element.get('id')));
         requests++;
       }
       lastNonce = signed.nonce;

@@ -4,8 +4,11 @@
  * without data pass through untouched. Nothing is buffered beyond the current event.
  */
 
-/** Rewrites one event's data. Return the new data (one line), or throw to end the stream with that error. */
-export type SSEDataTransform = (data: string, event: { event?: string; id?: string }) => Promise<string>;
+/**
+ * Rewrites one event's data. Return the new data (one line), several lines to send one event each (none to drop the
+ * event), or throw to end the stream with that error.
+ */
+export type SSEDataTransform = (data: string, event: { event?: string; id?: string }) => Promise<string | string[]>;
 
 const encoder = new TextEncoder();
 
@@ -36,6 +39,10 @@ export function transformEventStream(transform: SSEDataTransform): TransformStre
       return;
     }
     const rewritten = await transform(joined, { event: eventName, id });
+    if (Array.isArray(rewritten)) {
+      for (const data of rewritten) controller.enqueue(encoder.encode(`data: ${data}\n\n`));
+      return;
+    }
     const out: string[] = [];
     let placed = false;
     for (const line of eventLines) {

@@ -44,3 +44,26 @@ describe.each([
     expect(clientOps.every((e) => e.verified)).toBe(true);
   });
 });
+
+test('the plain SDK client gets a prompt -32010 error when an SSE answer fails verification (no timeout)', async () => {
+  const app = createWebMcpApp({ enableJsonResponse: false });
+  const handler = createPQCHandler({ identity: serverIdentity, store: new MemorySessionStore() });
+  let tamper = false;
+  // A man in the middle below pqcFetch: once armed, it changes a tool name inside the signed SSE answer.
+  const network: FetchLike = async (input, init) => {
+    const response = await handler.handle(new Request(String(input), init), (request, body) => app(request, body));
+    if (!tamper || !response.body) return response;
+    const text = (await response.text()).replace('"echo"', '"ech0"');
+    return new Response(text, { status: response.status, headers: response.headers });
+  };
+  const fetch = pqcFetch({ identity: clientIdentity, serverDid: serverIdentity.did, fetch: network });
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL('http://127.0.0.1/mcp'), { fetch }));
+  tamper = true;
+  const started = Date.now();
+  const error = await client.listTools(undefined, { timeout: 20_000 }).catch((e: unknown) => e);
+  expect(Date.now() - started).toBeLessThan(5_000);
+  expect(error).toMatchObject({ code: -32010, data: { pqc: 'invalid_signature' } });
+  tamper = false;
+  await client.close();
+});

@@ -7,7 +7,18 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { McpError, type CallToolResult, type Implementation, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { PQCTransportError, pqcFetch, type AuditEntry, type FetchLike, type PQCFetch, type PQCFetchOptions, type PQCSession } from '@pqc-mcp/core';
+import {
+  PQC_ERROR_CODE,
+  PQCTransportError,
+  errorForReason,
+  pqcFetch,
+  pqcReasonOf,
+  type AuditEntry,
+  type FetchLike,
+  type PQCFetch,
+  type PQCFetchOptions,
+  type PQCSession,
+} from '@pqc-mcp/core';
 import { MCPToolError } from './errors.js';
 
 /** Options of `PQCMCPClient`: where the server is, who it must be, and `pqcFetch`'s options. */
@@ -218,7 +229,11 @@ export class PQCMCPClient {
 
 function toError(err: unknown, tool: string | undefined): Error {
   if (err instanceof PQCTransportError) return err;
-  if (err instanceof McpError) return MCPToolError.from(err, tool);
+  if (err instanceof McpError) {
+    // pqcFetch answers a request whose response failed verification with a local -32010 error: give it its class.
+    const reason = err.code === PQC_ERROR_CODE ? pqcReasonOf({ error: { data: err.data } }) : undefined;
+    return reason ? errorForReason(reason, err.message.replace(/^MCP error -?\d+: /, '')) : MCPToolError.from(err, tool);
+  }
   return err instanceof Error ? err : new Error(String(err));
 }
 
