@@ -18,8 +18,11 @@ const project = (name: string): Config => ({
 });
 
 const config: Config = {
-  projects: ['core'].map(project),
+  projects: [...['core', 'hono', 'fastify', 'express', 'mcp', 'redis', 'edge-tests'].map(project), { ...project('cli'), globalSetup: '<rootDir>/test/global-setup.ts' }],
   testTimeout: 30_000,
+  // A real redis-server for @pqc-mcp/redis and the CLI gateway (Debian package, loopback only).
+  globalSetup: '<rootDir>/scripts/jest-global-setup.ts',
+  globalTeardown: '<rootDir>/scripts/jest-global-teardown.ts',
 };
 
 export default config;

@@ -1,0 +1,145 @@
+/** The `--help` texts of the top level and of every command. */
+
+const EXIT_CODES = `Exit codes:
+  0  success (verify: the message is valid)
+  1  verification failed or refused (bad signature, PQC rejection, wrong server, tool error)
+  2  usage error (wrong or missing argument, unreadable or invalid file)
+  3  runtime error (server or upstream unreachable, port in use, unexpected failure)`;
+
+export const TOP_HELP = `pqc-mcp: post-quantum (ML-DSA, FIPS 204) signatures for MCP traffic, from the command line
+
+Usage: pqc-mcp <command> [options]
+
+Commands:
+  keygen     create an identity file (ML-DSA key seed, DID)
+  identity   show an identity file's DID, algorithm and public key (never the seed)
+  gateway    a reverse proxy that puts PQC in front of any MCP server (Streamable HTTP)
+  bridge     a stdio MCP server for MCP hosts that forwards everything to a remote PQC server
+  call       call one tool on a PQC server and print the verified result
+  verify     verify a captured signed message
+
+Run 'pqc-mcp <command> --help' for a command's options.
+
+Options:
+  -h, --help     show this help
+  -v, --version  show the version
+
+${EXIT_CODES}`;
+
+export const HELP: Record<string, string> = {
+  keygen: `Usage: pqc-mcp keygen --out FILE [--algorithm ML-DSA-65] [--name NAME] [--force]
+
+Creates a new identity file (a JSON Web Key with the 32-byte ML-DSA seed, PROTOCOL.md §1), mode 0600.
+Prints the new DID on stdout.
+
+Options:
+  --out FILE          where to write the identity (required)
+  --algorithm ALG     ML-DSA-44, ML-DSA-65 (default) or ML-DSA-87
+  --name NAME         a human-readable name stored in the file (default: agent)
+  --force             overwrite FILE if it exists (refused otherwise)
+  -h, --help          show this help
+
+${EXIT_CODES}`,
+
+  identity: `Usage: pqc-mcp identity FILE [--json]
+
+Shows the DID, algorithm, name and public JWK of an identity file (private or public). Never prints the seed.
+
+Options:
+  --json              print one JSON object {did, algorithm, name, public_jwk}
+  -h, --help          show this help
+
+${EXIT_CODES}`,
+
+  gateway: `Usage: pqc-mcp gateway --upstream URL --listen HOST:PORT --identity FILE [options]
+
+A reverse proxy that terminates PQC in front of an unmodified MCP server (Streamable HTTP). It answers
+pqc/handshake, verifies every request and strips its envelope, forwards it to the upstream, and signs every
+message that comes back (JSON and SSE, streamed as it comes). Mcp-Session-Id and the other MCP headers pass
+both ways; hop-by-hop headers are dropped. The upstream gets the verified client DID in PQC-Peer-DID.
+
+Prints 'READY <url> <gateway DID>' on stdout once listening (<url> is the gateway's MCP endpoint), then one
+log line per request on stderr: HTTP method, path, JSON-RPC method, peer DID, verdict, status, latency.
+SIGINT or SIGTERM stops it gracefully (open streams are closed, requests in flight get 5 s).
+
+Options:
+  --upstream URL      the MCP server's endpoint, e.g. http://127.0.0.1:3000/mcp (required)
+  --listen HOST:PORT  where to listen, e.g. 127.0.0.1:8443 or [::1]:8443; port 0 picks one (required)
+  --identity FILE     the gateway's identity file (required)
+  --path PATH         the gateway's MCP endpoint path (default: the upstream URL's path)
+  --allow DID         only this client may open a session; repeat (or comma-separate) for several
+                      (default: any client with a valid handshake)
+  --profiles LIST     accepted protocol profiles: v2 (default) or v2,v1 (also seed-format clients)
+  --redis URL         keep sessions in Redis (redis://host:6379), for several gateway instances
+  --audit FILE        append the audit trail (PROTOCOL.md §8) to FILE as JSON lines
+  --json-log          log lines on stderr as JSON
+  --session-ttl SEC   session lifetime (default 3600)
+  --max-body BYTES    largest request body accepted (default 4194304)
+  --clock-skew SEC    allowed clock difference with clients (default 300)
+  -h, --help          show this help
+
+${EXIT_CODES}`,
+
+  bridge: `Usage: pqc-mcp bridge --server URL --identity FILE (--server-did DID | --trust-on-first-use)
+
+A stdio MCP server for MCP hosts (desktop apps, IDE agents): every message the host writes on stdin is signed
+and sent to a remote PQC-secured MCP server, and every message it sends back is verified against the pinned
+server key before it is written to stdout. Tools, resources, prompts and notifications all pass.
+Diagnostics go to stderr; stdout carries only MCP messages.
+
+Options:
+  --server URL          the remote server's MCP endpoint, e.g. https://mcp.example.com/mcp (required)
+  --identity FILE       this client's identity file (required)
+  --server-did DID      the server's DID: any other server is refused
+  --trust-on-first-use  accept whichever server answers the first handshake, and pin it (instead of --server-did)
+  -h, --help            show this help
+
+Host configuration (e.g. claude_desktop_config.json):
+  {"mcpServers": {"remote": {"command": "npx",
+    "args": ["-y", "pqc-mcp", "bridge", "--server", "https://mcp.example.com/mcp",
+             "--identity", "/home/me/.pqc/agent.json", "--server-did", "did:pqaid:..."]}}}
+
+${EXIT_CODES}`,
+
+  call: `Usage: pqc-mcp call URL TOOL [JSON-ARGS] --identity FILE (--server-did DID | --trust-on-first-use) [options]
+
+Calls one tool on a PQC-secured MCP server (handshake, signed request, verified response) and prints the result:
+the text of its content by default, the whole result with --json. Exits 1 when the tool reports an error.
+
+Arguments:
+  URL                   the server's MCP endpoint, e.g. http://127.0.0.1:8443/mcp
+  TOOL                  the tool's name
+  JSON-ARGS             the tool's arguments as a JSON object (default {})
+
+Options:
+  --identity FILE       this client's identity file (required)
+  --server-did DID      the server's DID: any other server is refused
+  --trust-on-first-use  accept whichever server answers (instead of --server-did)
+  --json                print the whole result as JSON
+  --timeout SEC         give up after SEC seconds (default 60)
+  -h, --help            show this help
+
+${EXIT_CODES}`,
+
+  verify: `Usage: pqc-mcp verify [FILE|-] [--peer-did DID] [--peer-key HEX|FILE] [--profiles v2,v1] [options]
+
+Verifies a captured signed message (a JSON-RPC message with its _pqc envelope, a batch, or SSE 'data:' lines)
+read from FILE or stdin, and prints the verdict and the reason. With --peer-key it verifies against that key;
+otherwise against the envelope's own public_key (which proves integrity, not who signed: add --peer-did).
+The message's age is not checked unless --max-age is given; session and replay checks need the live session
+and are not made.
+
+Options:
+  --peer-did DID        the expected signer
+  --peer-key HEX|FILE   the expected signer's public key: lowercase hex, or an identity file (public or private)
+  --profiles LIST       accepted profiles: v2 (default) or v2,v1
+  --max-age SEC         also refuse a message whose timestamp is more than SEC seconds away from now
+  --json                print the verdict as JSON
+  -h, --help            show this help
+
+Exit codes:
+  0  the message is valid
+  1  the message is invalid (the reason is printed)
+  2  usage error (wrong argument, unreadable file)
+  3  unexpected failure`,
+};
