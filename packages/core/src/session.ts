@@ -275,6 +275,11 @@ export class MemorySessionStore implements SessionStore {
     return this.#sessions.size;
   }
 
+  /** Number of nonces a session holds now, at most `maxNoncesPerSession` (0 for an unknown session). */
+  nonceCount(sessionId: string): number {
+    return this.#sessions.get(sessionId)?.nonces.size ?? 0;
+  }
+
   async close(): Promise<void> {
     this.#sessions.clear();
     this.#handshakes.clear();
