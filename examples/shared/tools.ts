@@ -1,8 +1,8 @@
 /**
  * The MCP server every example serves: tools `echo(text)` and `add(a, b)` on the official MCP SDK, plus a
  * stateful web-standard app (one SDK transport per Mcp-Session-Id) for runtimes that speak `Request`/`Response`.
+ * Web standards only (no `node:` import), so the edge worker bundles it too.
  */
-import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -44,7 +44,7 @@ export function createWebMcpApp(options: McpAppOptions = {}): (request: Request,
         );
       }
       const created = new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
+        sessionIdGenerator: () => crypto.randomUUID(),
         enableJsonResponse: options.enableJsonResponse ?? false,
         onsessioninitialized: (id) => {
           transports.set(id, created);

@@ -259,7 +259,7 @@ describe('backend selection', () => {
   it('selects by name or passes a backend object through', () => {
     expect(selectBackend('noble')).toBe(nobleBackend);
     expect(selectBackend(nobleBackend)).toBe(nobleBackend);
-    expect(() => selectBackend('webcrypto' as 'noble')).toThrow(TypeError);
+    expect(() => selectBackend('rust' as 'noble')).toThrow(TypeError);
   });
 
   it("'node' is the native backend, or a clear error where there is none", () => {
