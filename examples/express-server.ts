@@ -5,25 +5,29 @@
  *
  * `pqcMiddleware` first, then `express.json()` (it skips verified requests), then the MCP endpoint `/mcp` on the
  * SDK's Node `StreamableHTTPServerTransport` (see shared/express-app.ts). Environment: see shared/env.ts
- * (PORT, PQC_IDENTITY, PQC_PROFILES, PQC_JSON). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`.
+ * (PORT, PQC_IDENTITY, PQC_PROFILES, PQC_JSON, PQC_REDIS_URL). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`.
  */
 import type { AddressInfo } from 'node:net';
-import { onShutdown, printReady, readExampleEnv } from './shared/env.js';
+import { storeFromEnv } from '@pqc-mcp/redis';
+import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';
 import { createExpressApp } from './shared/express-app.js';
 
 const env = await readExampleEnv('express-server');
+const store = storeFromEnv(); // PQC_REDIS_URL: sessions shared with other instances
 const { app, closeSessions } = createExpressApp({
-  pqc: { identity: env.identity, profiles: env.profiles },
+  pqc: { identity: env.identity, profiles: env.profiles, ...env.limits, store },
   enableJsonResponse: env.enableJsonResponse,
 });
 
 const server = app.listen(env.port, '127.0.0.1', (err?: Error) => {
   if (err) throw err;
   printReady((server.address() as AddressInfo).port, env.identity.did);
+  printBackend(env.identity.backend.name);
 });
 
 onShutdown(async () => {
   await closeSessions();
   server.closeAllConnections();
   await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+  await store?.close();
 });

@@ -11,11 +11,13 @@
  * stderr); exits 0 on SIGINT/SIGTERM.
  */
 import { createFastifyApp } from './shared/fastify-app.js';
+import { storeFromEnv } from '@pqc-mcp/redis';
 import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';
 
 const env = await readExampleEnv('fastify-server');
+const store = storeFromEnv(); // PQC_REDIS_URL: sessions shared with other instances
 const { app, closeSessions } = createFastifyApp({
-  pqc: { identity: env.identity, profiles: env.profiles, ...env.limits },
+  pqc: { identity: env.identity, profiles: env.profiles, ...env.limits, store },
   enableJsonResponse: env.enableJsonResponse,
   // Logs go to stderr: stdout carries just the READY line.
   fastify: { logger: { level: process.env.LOG_LEVEL ?? 'warn', stream: process.stderr } },
@@ -30,4 +32,5 @@ printBackend(env.identity.backend.name);
 onShutdown(async () => {
   await closeSessions();
   await app.close();
+  await store?.close();
 });

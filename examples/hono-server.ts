@@ -17,15 +17,17 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { pqc, type PQCVariables } from '@pqc-mcp/hono';
 import { Hono } from 'hono';
+import { storeFromEnv } from '@pqc-mcp/redis';
 import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';
 import { createWebMcpApp } from './shared/tools.js';
 
 const env = await readExampleEnv('hono-server');
+const store = storeFromEnv(); // PQC_REDIS_URL: sessions shared with other instances
 const mcp = createWebMcpApp({ enableJsonResponse: env.enableJsonResponse });
 
 const app = new Hono<{ Variables: PQCVariables }>();
 // On '*' the middleware sees both /mcp and the handshake at /pqc/handshake (and lets every other path through).
-app.use('*', pqc({ identity: env.identity, profiles: env.profiles, ...env.limits }));
+app.use('*', pqc({ identity: env.identity, profiles: env.profiles, ...env.limits, store }));
 app.all('/mcp', (c) => mcp(c.req.raw, c.get('pqcBody')));
 
 const server = serve({ fetch: app.fetch, port: env.port, hostname: '127.0.0.1' }, (info: AddressInfo) => {
@@ -33,10 +35,10 @@ const server = serve({ fetch: app.fetch, port: env.port, hostname: '127.0.0.1' }
   printBackend(env.identity.backend.name);
 }) as Server;
 
-onShutdown(
-  () =>
-    new Promise<void>((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections(); // open SSE streams would hold close() forever
-    }),
-);
+onShutdown(async () => {
+  await new Promise<void>((resolve, reject) => {
+    server.close((err) => (err ? reject(err) : resolve()));
+    server.closeAllConnections(); // open SSE streams would hold close() forever
+  });
+  await store?.close();
+});

@@ -8,6 +8,8 @@
  *   PQC_AUTHORIZED_DIDS  comma-separated client DIDs allowed to open a session (default: anyone)
  *   PQC_MAX_BODY_BYTES   bound on a request body (default 4 MiB)
  *   PQC_SESSION_TTL_SEC  session lifetime in seconds (default 3600)
+ *   PQC_REDIS_URL   share sessions and nonces with other instances through Redis (`storeFromEnv` of @pqc-mcp/redis;
+ *                   PQC_REDIS_PREFIX sets the key prefix); Node servers only
  *
  * A server prints exactly one line on stdout once listening, `READY http://127.0.0.1:<port>/mcp <server DID>`,
  * and exits 0 on SIGINT or SIGTERM after closing.

@@ -1,6 +1,6 @@
 /**
  * The hostile input catalogue: each thing an attacker (or a broken peer) can send, and what the server answers,
- * against two instances sharing Redis. Every row here is also a row of packages/redis/HOSTILE.md, checked below, so
+ * against two instances sharing Redis. Every row here is also a row of the README's hostile input catalogue, checked below, so
  * the catalogue in the docs is the one the tests run.
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ const ALICE = seededIdentity(82);
 const BOB = seededIdentity(83);
 const MALLORY = seededIdentity(84);
 const OUTSIDER = seededIdentity(85);
-const HOSTILE_MD = path.resolve(__dirname, '../HOSTILE.md');
+const HOSTILE_MD = path.resolve(__dirname, '../../../README.md');
 
 interface Case {
   what: string;
@@ -369,10 +369,10 @@ describe('hostile input catalogue (two instances on Redis)', () => {
     }
   });
 
-  test('packages/redis/HOSTILE.md lists every case with the answer the server gave', () => {
+  test('the README hostile input catalogue lists every case with the answer the server gave', () => {
     const doc = readFileSync(HOSTILE_MD, 'utf8');
     const missing = CASES.map(catalogueRow).filter((row) => !doc.includes(row));
-    if (missing.length > 0) console.log(`HOSTILE.md lacks these rows (as the tests answered them):\n${missing.join('\n')}`);
+    if (missing.length > 0) console.log(`README.md (hostile input catalogue) lacks these rows (as the tests answered them):\n${missing.join('\n')}`);
     expect(missing).toEqual([]);
     expect(rows.length).toBe(CASES.length);
   });
