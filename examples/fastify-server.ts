@@ -27,7 +27,7 @@ await app.listen({ host: '127.0.0.1', port: env.port });
 const address = app.server.address();
 const port = typeof address === 'object' && address !== null ? address.port : env.port;
 printReady(port, env.identity.did);
-printBackend(env.identity.backend.name);
+printBackend(app.pqc.info().backend); // the backend that really signs (a worker pool by default: cryptoPool 'auto')
 
 onShutdown(async () => {
   await closeSessions();

@@ -6,14 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { pqcMiddleware, type PQCServerOptions } from '@pqc-mcp/express';
+import { pqcMiddleware, type PQCExpressOptions } from '@pqc-mcp/express';
 import express, { type Express, type Request, type Response } from 'express';
 import { createToolServer } from './tools.js';
 
 /** Options of `createExpressApp`. */
 export interface ExpressAppOptions {
-  /** The PQC layer's options (identity, profiles, ...). */
-  pqc: PQCServerOptions;
+  /** The PQC layer's options (identity, profiles, cryptoPool, ...); `false`: no PQC layer (the benchmarks' unsigned baseline). */
+  pqc: PQCExpressOptions | false;
   /** Answer POSTs with JSON instead of an SSE stream (default false: SSE). */
   enableJsonResponse?: boolean;
   /** Sees every body the MCP app receives (tests check that no `_pqc` reaches it). */
@@ -33,7 +33,7 @@ function badRequest(res: Response, message: string): void {
 export function createExpressApp(options: ExpressAppOptions): ExpressMcpApp {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const app = express();
-  app.use(pqcMiddleware(options.pqc));
+  if (options.pqc !== false) app.use(pqcMiddleware(options.pqc));
   // After pqcMiddleware on purpose: verified requests already have req.body, so this parser skips them.
   app.use(express.json({ limit: '4mb' }));
 

@@ -7,14 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { pqcPlugin, type PQCServerOptions } from '@pqc-mcp/fastify';
+import { pqcPlugin, type PQCFastifyOptions } from '@pqc-mcp/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { createToolServer } from './tools.js';
 
 /** Options of `createFastifyApp`. */
 export interface FastifyAppOptions {
-  /** The PQC layer's options (identity, profiles, ...). */
-  pqc: PQCServerOptions;
+  /** The PQC layer's options (identity, profiles, cryptoPool, ...); `false`: no PQC layer (the benchmarks' unsigned baseline). */
+  pqc: PQCFastifyOptions | false;
   /** Answer POSTs with JSON instead of an SSE stream (default false: SSE). */
   enableJsonResponse?: boolean;
   /** Fastify's own options (default: `{ logger: false }`). */
@@ -41,7 +41,7 @@ function sessionIdOf(request: FastifyRequest): string | undefined {
 export function createFastifyApp(options: FastifyAppOptions): FastifyMcpApp {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const app = Fastify(options.fastify ?? { logger: false });
-  app.register(pqcPlugin, options.pqc);
+  if (options.pqc !== false) app.register(pqcPlugin, options.pqc);
   // The routes in a plugin registered after pqcPlugin: by the time they are declared the PQC plugin is loaded, so it
   // sizes their bodyLimit for maxBodyBytes (routes declared before it loads keep Fastify's default of 1 MiB).
   app.register(async (mcp) => mcpRoutes(mcp, options, transports));

@@ -1,10 +1,55 @@
 /** Byte helpers used on hot paths: lowercase hex, base64url, UTF-8, randomness. */
+import { nodeBuiltin } from './runtime.js';
 
 const HEX = '0123456789abcdef';
 const HEX_PAIRS: string[] = Array.from({ length: 256 }, (_, i) => HEX[i >> 4]! + HEX[i & 15]!);
 
+/** The part of Node's `Buffer` used for hex (Node, Bun and Deno have it as `node:buffer`). */
+interface HexBuffer {
+  toString(encoding: 'hex'): string;
+  write(text: string, offset: number, length: number, encoding: 'hex'): number;
+}
+type BufferClass = { from(buffer: ArrayBufferLike, byteOffset: number, length: number): HexBuffer };
+
+/**
+ * Native hex through `node:buffer` where the runtime has it: 5-20x faster than the JS loops for a 3.3 KB ML-DSA
+ * signature (about 2 µs against 30-50 µs), which every signed message converts once each way. Checked once against
+ * the JS result; `undefined` elsewhere (workerd, browsers), where the loops below are used.
+ */
+let nativeHex: BufferClass | null | undefined;
+
+function hexBuffer(): BufferClass | null {
+  if (nativeHex === undefined) {
+    nativeHex = null;
+    const Buffer = nodeBuiltin<{ Buffer?: BufferClass }>('node:buffer')?.Buffer;
+    if (Buffer && typeof Buffer.from === 'function') {
+      try {
+        const probe = new Uint8Array([0x00, 0x9f, 0xff]);
+        const out = new Uint8Array(3);
+        if (
+          Buffer.from(probe.buffer, 0, 3).toString('hex') === '009fff' &&
+          Buffer.from(out.buffer, 0, 3).write('009fff', 0, 3, 'hex') === 3 &&
+          out[1] === 0x9f
+        ) {
+          nativeHex = Buffer;
+        }
+      } catch {
+        // not Node's Buffer: keep the loops
+      }
+    }
+  }
+  return nativeHex;
+}
+
+/** Below this many bytes the JS loops are as fast as a call into the runtime. */
+const NATIVE_HEX_MIN = 64;
+
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
+  if (bytes.length >= NATIVE_HEX_MIN) {
+    const Buffer = hexBuffer();
+    if (Buffer) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  }
   let out = '';
   for (let i = 0; i < bytes.length; i++) out += HEX_PAIRS[bytes[i]!];
   return out;
@@ -27,6 +72,46 @@ function nibble(code: number): number {
 
 /** Decodes lowercase hex; throws `TypeError` on anything else. */
 export function fromHex(text: string): Uint8Array {
+  if (text.length % 2 !== 0) throw new TypeError('hex string has odd length');
+  if (text.length >= 2 * NATIVE_HEX_MIN) {
+    const Buffer = hexBuffer();
+    if (Buffer) {
+      const out = decodeNative(Buffer, text);
+      if (!out) throw new TypeError('not lowercase hex');
+      return out;
+    }
+  }
+  return decodeHexLoop(text);
+}
+
+/**
+ * The bytes of `text` when it is lowercase hex of even length (what `isLowerHex` accepts), else `undefined`: one
+ * pass that both checks and decodes (the envelope parser decodes each signature with it, once).
+ */
+export function decodeLowerHex(text: unknown): Uint8Array | undefined {
+  if (typeof text !== 'string' || text.length % 2 !== 0) return undefined;
+  const Buffer = text.length >= 2 * NATIVE_HEX_MIN ? hexBuffer() : null;
+  if (Buffer) return decodeNative(Buffer, text);
+  try {
+    return decodeHexLoop(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Native decode straight into a fresh `Uint8Array` of its own (never a view of Node's shared pool). Node's decoder
+ * stops at the first bad pair and also takes uppercase: encoding the result again and comparing keeps it strict
+ * (faster than a regular expression over the text first).
+ */
+function decodeNative(Buffer: BufferClass, text: string): Uint8Array | undefined {
+  const out = new Uint8Array(text.length / 2);
+  const view = Buffer.from(out.buffer, 0, out.length);
+  if (view.write(text, 0, out.length, 'hex') !== out.length || view.toString('hex') !== text) return undefined;
+  return out;
+}
+
+function decodeHexLoop(text: string): Uint8Array {
   if (text.length % 2 !== 0) throw new TypeError('hex string has odd length');
   const out = new Uint8Array(text.length / 2);
   for (let i = 0; i < out.length; i++) {
@@ -89,10 +174,29 @@ export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
-/** `length` cryptographically random bytes (Web Crypto, present on every supported runtime). */
+/** Random bytes drawn ahead for small requests (a nonce per signed message): one `getRandomValues` call per 4 KiB. */
+const RANDOM_CACHE_BYTES = 4096;
+let randomCache: Uint8Array<ArrayBuffer> | undefined;
+let randomOffset = RANDOM_CACHE_BYTES;
+
+/**
+ * `length` cryptographically random bytes (Web Crypto, present on every supported runtime). Requests of at most
+ * 64 bytes are served from a cache drawn 4 KiB at a time (as Node's `randomUUID` does): each byte is handed out once.
+ */
 export function randomBytes(length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  globalThis.crypto.getRandomValues(out);
+  if (length > 64) {
+    const out = new Uint8Array(length);
+    globalThis.crypto.getRandomValues(out);
+    return out;
+  }
+  if (randomOffset + length > RANDOM_CACHE_BYTES) {
+    randomCache ??= new Uint8Array(RANDOM_CACHE_BYTES);
+    globalThis.crypto.getRandomValues(randomCache);
+    randomOffset = 0;
+  }
+  const out = randomCache!.slice(randomOffset, randomOffset + length);
+  randomCache!.fill(0, randomOffset, randomOffset + length);
+  randomOffset += length;
   return out;
 }
 

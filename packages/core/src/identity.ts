@@ -203,6 +203,16 @@ export class AgentIdentity {
     return AgentIdentity.fromJwk(text, options);
   }
 
+  /**
+   * The same identity (seed, keys, DID, name) signing and verifying through another backend, e.g. a worker pool
+   * (`createWorkerPoolBackend()` of `@pqc-mcp/core/node`). Returns this identity when the backend is the same.
+   */
+  withBackend(preference: BackendPreference): AgentIdentity {
+    const backend = selectBackend(preference);
+    if (backend === this.backend) return this;
+    return new AgentIdentity(this.#seed, this.algorithm, this.name, backend);
+  }
+
   /** Signs `message` with this identity's key and `context`. Used by the envelope and handshake code. */
   sign(message: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
     return this.#signingKey.sign(message, context);

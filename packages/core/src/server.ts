@@ -6,6 +6,7 @@
  */
 import { AuditLog, type AuditSink } from './audit.js';
 import { ALGORITHMS, isAlgorithm, type Algorithm } from './crypto/algorithms.js';
+import type { BackendPreference } from './crypto/select.js';
 import { DEFAULT_CLOCK_SKEW_SEC, MessageSigner, messageId, messageMethod, type ParsedEnvelope, type Profile } from './envelope.js';
 import { HandshakeError, PQCTransportError, type PQCReason } from './errors.js';
 import { PQCHandshake, type Authorizer } from './handshake.js';
@@ -19,7 +20,7 @@ import {
   readBodyLimited,
 } from './http.js';
 import { AgentIdentity } from './identity.js';
-import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from './json/lossless.js';
+import { JsonNumber, parseLossless, toPlain, type JsonObject, type JsonValue } from './json/lossless.js';
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL_SEC, MemorySessionStore, type SessionRecord, type SessionStore } from './session.js';
 import { transformEventStream } from './sse.js';
 import { PeerKeyCache, verifyWithStore, type AcceptedMessage, type RejectedMessage } from './verify.js';
@@ -52,6 +53,12 @@ export interface PQCServerOptions {
   audit?: AuditLog | AuditSink;
   /** Put the server's public key in every signed message (default false: the client pinned it). */
   includePublicKey?: boolean;
+  /**
+   * The ML-DSA backend the server signs and verifies with (default: the identity's own). Give a worker pool
+   * (`createWorkerPoolBackend()` of `@pqc-mcp/core/node`) to keep the crypto off the event loop; the identity is
+   * used through it (`identity.withBackend(backend)`), and client keys are prepared on it too.
+   */
+  backend?: BackendPreference;
 }
 
 /** Who is calling, handed to the application with every verified request. */
@@ -172,8 +179,16 @@ export function resolveServerOptions(options: PQCServerOptions): Resolved {
   else if (typeof options.audit === 'function') audit = new AuditLog({ sink: options.audit });
   else throw optionError('audit', 'must be an AuditLog or a function (entry) => void');
   const handshakePath = checkPath(options.handshakePath ?? handshakePathFor(endpoints[0]!), 'handshakePath');
+  let identity = options.identity;
+  if (options.backend !== undefined) {
+    try {
+      identity = identity.withBackend(options.backend);
+    } catch (err) {
+      throw optionError('backend', `must be 'auto', 'noble', 'node', 'webcrypto' or a CryptoBackend available here (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
   return {
-    identity: options.identity,
+    identity,
     endpoints,
     handshakePath,
     legacyHandshakePath: profiles.includes(1) ? new URL('handshake', new URL(endpoints[0]!, 'http://localhost')).pathname : undefined,
@@ -190,7 +205,16 @@ export function resolveServerOptions(options: PQCServerOptions): Resolved {
   };
 }
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: true keeps a leading byte-order mark in the text, so the strict parse refuses it (PROTOCOL.md §2)
+// instead of the decoder dropping it unseen.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The plain JS value of a verified message without `_pqc` (what `JSON.parse` of its text gives, minus the envelope). */
+function plainWithoutEnvelope(message: JsonObject): unknown {
+  const out: JsonObject = new Map();
+  for (const [key, value] of message) if (key !== '_pqc') out.set(key, value);
+  return toPlain(out);
+}
 
 /** A key for a JSON-RPC id that is the same for `7`, `7.0` and the number 7. */
 function idKey(id: JsonValue | undefined): string | undefined {
@@ -221,7 +245,8 @@ interface ReplyBinding {
 export function createPQCHandler(options: PQCServerOptions): PQCHandler {
   const o = resolveServerOptions(options);
   const signer = new MessageSigner(o.identity);
-  const peers = new PeerKeyCache();
+  // Client keys are prepared on the backend the server signs with (a worker pool verifies off the event loop too).
+  const peers = new PeerKeyCache(undefined, o.identity.backend);
   const policy = { profiles: o.profiles, algorithms: o.algorithms, clockSkewSec: o.clockSkewSec, store: o.store, peers };
 
   const info = (): ServerInfo => ({
@@ -392,8 +417,8 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     }
 
     // The application gets the body once more as plain JSON, without the envelope (the MCP SDK rejects unknown members).
-    const plain = JSON.parse(text) as unknown;
-    for (const message of Array.isArray(plain) ? plain : [plain]) delete (message as Record<string, unknown>)._pqc;
+    // Built from the lossless tree already parsed (the same values JSON.parse gives), not by parsing the text again.
+    const plain = Array.isArray(tree) ? elements.map((e) => plainWithoutEnvelope(e as JsonObject)) : plainWithoutEnvelope(tree as JsonObject);
     const session = (verdicts[0] as AcceptedMessage).session;
     const forward = new Request(request.url, {
       method: 'POST',

@@ -1,4 +1,5 @@
 import { PUBLIC_KEY_BYTES } from './crypto/algorithms.js';
+import type { BackendPreference } from './crypto/select.js';
 import {
   DEFAULT_CLOCK_SKEW_SEC,
   checkEnvelope,
@@ -71,32 +72,38 @@ async function verifyInSession(
   return { ok: true, parsed, session, digest };
 }
 
-/** A bounded cache of prepared peer keys, keyed by session id (imports cost 50–100 µs natively). */
+/**
+ * A bounded cache of prepared peer keys (imports cost 50–100 µs natively), keyed by the pinned peer: every session of
+ * the same client shares one imported key. Keys are prepared on `backend` (default: the process default), so a server
+ * verifies on the same backend it signs with (a worker pool, say).
+ */
 export class PeerKeyCache {
   readonly #peers = new Map<string, PeerIdentity>();
   readonly #max: number;
+  readonly #backend: BackendPreference | undefined;
 
-  constructor(max = 4096) {
+  constructor(max = 4096, backend?: BackendPreference) {
     this.#max = max;
+    this.#backend = backend;
   }
 
   /** The prepared peer of a session record. */
   get(session: SessionRecord): PeerIdentity {
-    const cached = this.#peers.get(session.sessionId);
+    const cacheKey = `${session.peerAlgorithm}:${session.peerDid}`;
+    const cached = this.#peers.get(cacheKey);
     if (cached && cached.publicKeyHex === session.peerPublicKey) return cached;
     if (session.peerPublicKey.length !== PUBLIC_KEY_BYTES[session.peerAlgorithm] * 2) {
       throw new PQCTransportError('store_unavailable', 'the stored session is corrupt');
     }
-    const peer = new PeerIdentity(session.peerAlgorithm, session.peerPublicKey, { did: session.peerDid });
-    if (this.#peers.size >= this.#max) this.#peers.delete(this.#peers.keys().next().value as string);
-    this.#peers.set(session.sessionId, peer);
+    const peer = new PeerIdentity(session.peerAlgorithm, session.peerPublicKey, { did: session.peerDid, backend: this.#backend });
+    if (cached) this.#peers.delete(cacheKey);
+    else if (this.#peers.size >= this.#max) this.#peers.delete(this.#peers.keys().next().value as string);
+    this.#peers.set(cacheKey, peer);
     return peer;
   }
 
-  /** Forgets a session's key. */
-  delete(sessionId: string): void {
-    this.#peers.delete(sessionId);
-  }
+  /** Kept for compatibility: keys are cached per peer, not per session, so ending a session changes nothing here. */
+  delete(_sessionId: string): void {}
 }
 
 /** Options of `verifyWithStore`. */
@@ -104,6 +111,8 @@ export interface StoreVerifyOptions extends EnvelopePolicy {
   store: SessionStore;
   /** Prepared peer keys (default: none cached). */
   peers?: PeerKeyCache;
+  /** The backend peer keys are prepared on when `peers` is not given (default: the process default). */
+  backend?: BackendPreference;
 }
 
 /**
@@ -120,12 +129,18 @@ export async function verifyWithStore(message: JsonValue, options: StoreVerifyOp
   try {
     const session = await options.store.getSession(sessionId);
     if (!session) return rejected(message, 'unknown_session', 'no such session', parsed);
-    const peer = options.peers ? options.peers.get(session) : new PeerIdentity(session.peerAlgorithm, session.peerPublicKey, { did: session.peerDid });
+    const peer = options.peers
+      ? options.peers.get(session)
+      : new PeerIdentity(session.peerAlgorithm, session.peerPublicKey, { did: session.peerDid, backend: options.backend });
     return await verifyInSession(message, parsed, session, peer, nowMs(options.now), (key, ttl) =>
       options.store.recordNonce(sessionId, key, parsed.timestampMs, ttl), skewSec);
   } catch (err) {
     const reason = err instanceof PQCTransportError ? err.reason : 'store_unavailable';
-    return rejected(message, reason, err instanceof PQCTransportError ? err.message : 'the session store cannot be reached', parsed);
+    const detail =
+      err instanceof PQCTransportError
+        ? err.message
+        : `the session store or the crypto backend failed${err instanceof Error ? `: ${err.message}` : ''}`;
+    return rejected(message, reason, detail, parsed);
   }
 }
 

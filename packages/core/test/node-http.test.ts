@@ -34,3 +34,26 @@ runConformanceSuite('core on node:http', async ({ json, pqc }) => {
       }),
   };
 });
+
+describe('sendWebResponse', () => {
+  it('writes a JSON body whole, with its own length, even when the app left another length on the response object', async () => {
+    const body = { jsonrpc: '2.0', id: 1, result: { text: 'x'.repeat(5000) } };
+    const server = createServer((_req, res) => {
+      // What @hono/node-server (under the MCP SDK's Node transport) does when it writes the app's shorter answer.
+      (res as unknown as { _contentLength: number })._contentLength = 170;
+      void sendWebResponse(res, Response.json(body, { headers: { 'x-kept': 'yes' } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const response = await fetch(`http://127.0.0.1:${port}/`);
+      const text = await response.text();
+      expect(response.headers.get('content-length')).toBe(String(text.length));
+      expect(response.headers.get('x-kept')).toBe('yes');
+      expect(JSON.parse(text)).toEqual(body);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

@@ -2,12 +2,16 @@
  * `@pqc-mcp/express`: post-quantum signed MCP for Express 5. A thin translation of Express's request into the
  * web-standard core (`@pqc-mcp/core`): all protocol logic (handshake, verify + strip, signing) lives there.
  */
-import { createPQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
-import { handleNodeRequest, nodeRequestUrl } from '@pqc-mcp/core/node';
+import { createPQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
+import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 export type { AuditLog, AuditSink, Authorizer, PQCHandler, PQCRequestContext, PQCServerOptions, Profile, SessionStore } from '@pqc-mcp/core';
 export { AgentIdentity, MemorySessionStore } from '@pqc-mcp/core';
+export { createWorkerPoolBackend, type CryptoPoolOption, type WorkerPoolBackend } from '@pqc-mcp/core/node';
+
+/** Options of `pqcMiddleware`: core's server options plus `cryptoPool` (sign and verify in worker threads). */
+export type PQCExpressOptions = NodeServerOptions;
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -28,8 +32,8 @@ export const BODY_PARSER_FIRST =
  * endpoint (then sets `req.body` and `req.pqc` and runs the rest of the chain), and signs what the app answers.
  * Options are validated now: a misconfiguration throws a `TypeError` naming the option.
  */
-export function pqcMiddleware(options: PQCServerOptions): RequestHandler {
-  const handler = createPQCHandler(options);
+export function pqcMiddleware(options: PQCExpressOptions): RequestHandler {
+  const handler = createPQCHandler(resolveCryptoPool(options));
   return (req: Request, res: Response, next: NextFunction): void => {
     // Decided on the URL the core sees (the full path as sent), not on the mount-relative `req.path`.
     if (handler.route(nodeRequestUrl(req).pathname) === undefined) return next();

@@ -15,9 +15,8 @@ import {
   createPQCHandler,
   type PQCHandler,
   type PQCRequestContext,
-  type PQCServerOptions,
 } from '@pqc-mcp/core';
-import { handleNodeRequest, nodeRequestUrl } from '@pqc-mcp/core/node';
+import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -38,8 +37,10 @@ export {
   type SessionStore,
 } from '@pqc-mcp/core';
 
-/** Options of the plugin: exactly the core's server options. */
-export type PQCFastifyOptions = PQCServerOptions;
+/** Options of the plugin: core's server options plus `cryptoPool` (sign and verify in worker threads). */
+export type PQCFastifyOptions = NodeServerOptions;
+
+export { createWorkerPoolBackend, type CryptoPoolOption, type WorkerPoolBackend } from '@pqc-mcp/core/node';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -70,7 +71,7 @@ function classify(handler: PQCHandler, request: FastifyRequest): { kind: 'handsh
 
 const plugin: FastifyPluginAsync<PQCFastifyOptions> = async (fastify, options) => {
   // Eager validation: a bad option fails `register` / `ready()` with a TypeError that names it.
-  const handler = createPQCHandler(options);
+  const handler = createPQCHandler(resolveCryptoPool(options));
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
   fastify.decorate('pqc', handler);

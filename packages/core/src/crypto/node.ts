@@ -29,7 +29,7 @@ function algorithmIdentifier(algorithm: Algorithm): number[] {
 }
 
 /** PKCS#8 `PrivateKeyInfo` of the seed-only form (RFC 9881: `[0] IMPLICIT OCTET STRING (SIZE (32))`). */
-function pkcs8FromSeed(algorithm: Algorithm, seed: Uint8Array): Uint8Array {
+export function pkcs8FromSeed(algorithm: Algorithm, seed: Uint8Array): Uint8Array {
   const head = [0x30, 0x34, 0x02, 0x01, 0x00, ...algorithmIdentifier(algorithm), 0x04, 0x22, 0x80, 0x20];
   const der = new Uint8Array(head.length + 32);
   der.set(head);
@@ -38,7 +38,7 @@ function pkcs8FromSeed(algorithm: Algorithm, seed: Uint8Array): Uint8Array {
 }
 
 /** `SubjectPublicKeyInfo` of a raw public key (its length already checked: always a 2-byte DER length). */
-function spkiFromRaw(algorithm: Algorithm, publicKey: Uint8Array): Uint8Array {
+export function spkiFromRaw(algorithm: Algorithm, publicKey: Uint8Array): Uint8Array {
   const bits = publicKey.length + 1;
   const total = 13 + 4 + bits;
   const head = [0x30, 0x82, total >> 8, total & 0xff, ...algorithmIdentifier(algorithm), 0x03, 0x82, bits >> 8, bits & 0xff, 0x00];

@@ -1,0 +1,265 @@
+/** The shape of bench/results/latest.json, and its rendering as bench/results/latest.md. */
+import type { RunResult } from './load.js';
+
+interface OpStats {
+  opsPerSec: number;
+  meanMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  n: number;
+}
+
+interface CryptoRow {
+  algorithm: string;
+  backend: string;
+  keygen: OpStats;
+  sign: OpStats;
+  verify: OpStats;
+}
+
+interface PerMessage {
+  algorithm: string;
+  backend: string;
+  messageBytes: number;
+  sign: { fullMeanMs: number; bareMeanMs: number; ratio: number; ownMeanUs: number; ownRatio: number; n: number };
+  verify: {
+    fullMeanMs: number;
+    bareMeanMs: number;
+    ratio: number;
+    withParseMeanMs: number;
+    withParseRatio: number;
+    ownMeanUs: number;
+    ownRatio: number;
+    parseMeanUs: number;
+    n: number;
+  };
+}
+
+interface WireRow {
+  algorithm: string;
+  signatureBytes: number;
+  request: { unsigned: number; signed: number };
+  response: { unsigned: number; signed: number };
+  getHeader: { name: string; bytes: number };
+  handshake: { request: number; response: number };
+}
+
+export interface RuntimeReport {
+  label: string;
+  node: string;
+  micro: {
+    availableBackends: string[];
+    defaultBackend: string;
+    crypto: unknown[];
+    perMessage: unknown;
+    wire?: unknown;
+  };
+  ceiling: { rps: number; signMs: number; verifyMs: number } | null;
+  servers: { backend: string; pool: { name: string; size: number } };
+  loadGenerator: { node: string; signer: string };
+  e2e: (RunResult & { ceilingRps: number | null; ofCeiling: number | null })[];
+}
+
+export interface BenchReport {
+  date: string;
+  mode: 'quick' | 'full';
+  seconds: number;
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; loadAverageBefore: number[]; loadAverageAfter: number[] };
+  settings: { durationSec: number; warmupSec: number; connections: number };
+  notes: string[];
+  runtimes: RuntimeReport[];
+  /** The issue's targets evaluated on this run (also the first table of latest.md). */
+  targets?: { name: string; value: string; met: boolean | undefined }[];
+}
+
+const fmt = (x: number | null | undefined, digits = 1): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : `${Math.round(x * 100)}%`);
+const mark = (ok: boolean | undefined): string => (ok === undefined ? '–' : ok ? 'met' : '**not met**');
+
+/** The issue's four targets, evaluated on this report. */
+export function targets(report: BenchReport): { name: string; value: string; met: boolean | undefined }[] {
+  const out: { name: string; value: string; met: boolean | undefined }[] = [];
+  const native = report.runtimes.find((r) => r.micro.defaultBackend === 'node');
+  if (native) {
+    const rows = native.micro.crypto as CryptoRow[];
+    const ratios = ['ML-DSA-44', 'ML-DSA-65', 'ML-DSA-87'].map((a) => {
+      const n = rows.find((r) => r.algorithm === a && r.backend === 'noble');
+      const x = rows.find((r) => r.algorithm === a && r.backend === 'node');
+      return n && x ? n.sign.meanMs / x.sign.meanMs : NaN;
+    });
+    out.push({
+      name: `${native.label}: native selected automatically and signs >= 5x faster than noble`,
+      value: `selected: ${native.micro.defaultBackend}; sign speed-up ${ratios.map((r) => `${fmt(r)}x`).join(' / ')} (ML-DSA-44 / 65 / 87)`,
+      met: native.micro.defaultBackend === 'node' && ratios.every((r) => r >= 5),
+    });
+  } else {
+    out.push({ name: 'Node 24: native signs >= 5x faster than noble', value: 'Node 24 not measured', met: undefined });
+  }
+  for (const r of report.runtimes) {
+    const pm = r.micro.perMessage as PerMessage;
+    out.push({
+      name: `${r.label} (${pm.backend}): per-message sign and verify <= 1.15x the bare operation`,
+      value: `sign ${fmt(pm.sign.ratio, 3)}x, verify ${fmt(pm.verify.ratio, 3)}x measured directly; our own cost alone ${fmt(pm.sign.ownRatio, 3)}x / ${fmt(pm.verify.ownRatio, 3)}x`,
+      met: pm.sign.ratio <= 1.15 && pm.verify.ratio <= 1.15,
+    });
+  }
+  for (const r of report.runtimes) {
+    const pool = r.e2e.filter((e) => e.mode === 'pool');
+    if (pool.length === 0 || !r.ceiling) continue;
+    out.push({
+      name: `${r.label}: end to end with the pool >= 80% of the crypto ceiling (${fmt(r.ceiling.rps)} req/s)`,
+      value: pool.map((e) => `${e.framework} ${pct(e.ofCeiling)}`).join(', '),
+      met: pool.every((e) => (e.ofCeiling ?? 0) >= 0.8),
+    });
+  }
+  for (const r of report.runtimes) {
+    for (const mode of ['pool', 'signed'] as const) {
+      const runs = r.e2e.filter((e) => e.mode === mode);
+      if (runs.length === 0) continue;
+      out.push({
+        name: `${r.label}, ${mode === 'pool' ? 'with the pool' : 'without the pool'}: GET pqc/handshake p99 <= 50 ms while saturated`,
+        value: runs.map((e) => `${e.framework} ${fmt(e.handshakeProbe.p99Ms)} ms`).join(', '),
+        met: runs.every((e) => e.handshakeProbe.n > 0 && e.handshakeProbe.p99Ms <= 50),
+      });
+    }
+  }
+  return out;
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const L: string[] = [];
+  const m = report.machine;
+  L.push(`# pqc-mcp benchmark (${report.mode})`, '');
+  L.push(
+    `${report.date.slice(0, 10)}, ${m.cpu}, ${m.cores} cores available, ${m.memoryGiB} GiB, ${m.os}; ` +
+      `${report.runtimes.map((r) => `${r.label} (default backend \`${r.micro.defaultBackend}\`)`).join(' and ')}. ` +
+      `Load average before/after: ${m.loadAverageBefore.join(' ')} / ${m.loadAverageAfter.join(' ')} (a shared machine: ` +
+      `other work on it shows in every number). Everything below is from this one run (${report.seconds} s, \`pnpm bench${report.mode === 'quick' ? ' --quick' : ''}\`).`,
+    '',
+  );
+  for (const note of report.notes) L.push(`> ${note}`, '');
+  if (report.mode === 'quick') {
+    L.push('> A quick run: short measurements and few samples (a signed run lasts under a second). Use it to check that everything runs; quote the full run (`pnpm bench`).', '');
+  }
+
+  L.push('## Targets', '', '| target | this run | |', '|---|---|---|');
+  for (const t of targets(report)) L.push(`| ${t.name} | ${t.value} | ${mark(t.met)} |`);
+  L.push('');
+
+  L.push(
+    '## 1. ML-DSA operations',
+    '',
+    'One thread, one operation at a time (the async API of each backend, as the protocol code calls it). ' +
+      '`keygen` derives the key pair from a 32-byte seed and prepares it (for `node`: imports the PKCS#8 and exports the public key). ' +
+      '`sign` signs a 32-byte digest with a context (hedged; its time varies with FIPS 204 rejection sampling, hence p99); `verify` checks it. ' +
+      'ops/s = 1000 / mean ms.',
+    '',
+    '| runtime | algorithm | backend | keygen ops/s | sign ops/s | sign mean / p50 / p99 ms | verify ops/s | verify mean ms |',
+    '|---|---|---|---:|---:|---:|---:|---:|',
+  );
+  for (const r of report.runtimes) {
+    for (const row of r.micro.crypto as CryptoRow[]) {
+      L.push(
+        `| ${r.label} | ${row.algorithm} | ${row.backend} | ${fmt(row.keygen.opsPerSec, 0)} | ${fmt(row.sign.opsPerSec, 0)} | ` +
+          `${fmt(row.sign.meanMs, 2)} / ${fmt(row.sign.p50Ms, 2)} / ${fmt(row.sign.p99Ms, 2)} | ${fmt(row.verify.opsPerSec, 0)} | ${fmt(row.verify.meanMs, 3)} |`,
+      );
+    }
+  }
+  L.push('');
+
+  L.push(
+    '## 2. Per-message cost against the bare operation',
+    '',
+    'A typical MCP `tools/call` request (ML-DSA-65, profile v2; the signed text is shown in bytes) on the runtime\'s default backend. ' +
+      '**sign**: `MessageSigner.signMessage` (canonical text, SHA3-256, sign, hex, wire text) against the backend\'s bare `sign` of a digest. ' +
+      '**verify**: `verifyWithStore` on the parsed message (envelope checks, session, pinned key, canonical text, SHA3-256, verify, nonce) against the bare `verify`; ' +
+      '"with parse" adds the lossless parse of the body, which a server does once per body anyway. ' +
+      '**ratio** = path mean / bare mean, measured directly in interleaved blocks (noisy: signing time varies by itself, and JS run between native calls meets cold caches). ' +
+      '**own** = the same path on a backend whose operations cost nothing, so what is left is our code alone; own ratio = (bare + own) / bare.',
+    '',
+    '| runtime | backend | bytes | sign path / bare ms | sign ratio | own µs (ratio) | verify path / bare ms | verify ratio | with parse | own µs (ratio) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const r of report.runtimes) {
+    const p = r.micro.perMessage as PerMessage;
+    L.push(
+      `| ${r.label} | ${p.backend} | ${p.messageBytes} | ${fmt(p.sign.fullMeanMs, 3)} / ${fmt(p.sign.bareMeanMs, 3)} | ${fmt(p.sign.ratio, 3)} | ` +
+        `${fmt(p.sign.ownMeanUs)} (${fmt(p.sign.ownRatio, 3)}) | ${fmt(p.verify.fullMeanMs, 3)} / ${fmt(p.verify.bareMeanMs, 3)} | ${fmt(p.verify.ratio, 3)} | ` +
+        `${fmt(p.verify.withParseRatio, 3)} | ${fmt(p.verify.ownMeanUs)} (${fmt(p.verify.ownRatio, 3)}) |`,
+    );
+  }
+  L.push('');
+
+  L.push(
+    '## 3. End to end: signed tools/call round trips',
+    '',
+    `The examples' Express and Fastify apps (examples/shared/*-app.ts) and the Hono app of examples/hono-server.ts, with the real MCP SDK ` +
+      `(\`StreamableHTTPServerTransport\` / the web-standard one) behind them, **stateful: one pre-initialized MCP session** (initialize + ` +
+      `notifications/initialized first), JSON answers (\`enableJsonResponse\`). Each server is its own port of one server process per runtime. ` +
+      `Load: autocannon over loopback, ${report.settings.connections} connections, pipelining 1, from a separate process ` +
+      `(${report.runtimes[0]?.loadGenerator.node ?? ''}) on the same ${m.cores} cores. Signed runs send requests signed up front in one PQC session, ` +
+      `each with its own nonce and id (one real call is first verified end to end by \`pqcFetch\`); the server verifies each and signs each answer. ` +
+      `Each run: ${report.settings.warmupSec} s of warm-up, then ${report.settings.durationSec} s measured (signed runs have requests signed for ` +
+      `1.1x the ceiling over that time; answers still in flight at the end are not counted). **req/s** = 2xx answers / seconds from the first ` +
+      `request to the last answer; **p50/p99** = autocannon's response times. **mode**: unsigned = no PQC layer; signed = crypto on the server's default ` +
+      `backend (\`cryptoPool: false\`); pool = crypto in worker threads (\`createWorkerPoolBackend\`, ${report.runtimes[0]?.servers.pool.size ?? ''} workers; what the ` +
+      `Express and Fastify adapters do by default, \`cryptoPool: 'auto'\`; Hono takes \`backend: pool\`). ` +
+      `**ceiling** = cores ÷ (sign + verify mean ms of ML-DSA-65 on the default backend, section 1): what the cores could do if they did nothing but ` +
+      `this crypto. **handshake**: \`GET /pqc/handshake\`, one at a time every 20 ms from another thread, during the signed load ` +
+      `(a blocked event loop shows as few probes, each as long as the block). **failed**: non-2xx answers, socket errors and failed probes.`,
+    '',
+    '| runtime | framework | mode | backend | req/s | p50 ms | p99 ms | of ceiling | handshake p50 / p99 / max ms (probes) | failed |',
+    '|---|---|---|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const r of report.runtimes) {
+    for (const e of r.e2e) {
+      const hs =
+        e.mode === 'unsigned'
+          ? '–'
+          : `${fmt(e.handshakeProbe.p50Ms)} / ${fmt(e.handshakeProbe.p99Ms)} / ${fmt(e.handshakeProbe.maxMs)} (${e.handshakeProbe.n})`;
+      L.push(
+        `| ${r.label} | ${e.framework} | ${e.mode} | ${e.backend ?? '–'} | ${fmt(e.rps)} | ${e.latencyP50Ms} | ${e.latencyP99Ms} | ` +
+          `${pct(e.ofCeiling)} | ${hs} | ${e.non2xx + e.errors + (e.handshakeProbe?.failed ?? 0)} |`,
+      );
+    }
+    if (r.ceiling) {
+      L.push(
+        `| ${r.label} | **ceiling** | | ${r.micro.defaultBackend} | **${fmt(r.ceiling.rps)}** | | | 100% | | ` +
+          `(sign ${fmt(r.ceiling.signMs, 3)} + verify ${fmt(r.ceiling.verifyMs, 3)} ms) |`,
+      );
+    }
+  }
+  L.push('');
+
+  const wireRuntime = report.runtimes.find((r) => r.micro.wire);
+  if (wireRuntime) {
+    L.push(
+      '## 4. Bytes on the wire per message',
+      '',
+      'UTF-8 bytes of the JSON body (HTTP headers not counted): the tools/call request and its answer, unsigned and signed (profile v2; ' +
+        'the answer carries `in_reply_to`); the `PQC-Envelope` header of a signed GET/DELETE; the handshake, once per session.',
+      '',
+      '| algorithm | signature | request unsigned → signed | answer unsigned → signed | GET envelope header | handshake request / response |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
+    for (const w of wireRuntime.micro.wire as WireRow[]) {
+      L.push(
+        `| ${w.algorithm} | ${w.signatureBytes} | ${w.request.unsigned} → ${w.request.signed} (+${w.request.signed - w.request.unsigned}) | ` +
+          `${w.response.unsigned} → ${w.response.signed} (+${w.response.signed - w.response.unsigned}) | ${w.getHeader.bytes} | ${w.handshake.request} / ${w.handshake.response} |`,
+      );
+    }
+    L.push('');
+  }
+
+  L.push(
+    '## 5. Handshake while saturated',
+    '',
+    'The `handshake` columns of section 3: without the pool, noble signs on the event loop and a GET waits behind every signature in the queue; ' +
+      'with the pool (or native node:crypto, whose async calls run in libuv\'s thread pool) the loop stays free.',
+    '',
+    'Regenerate: `npx -y pnpm@10 bench` (full) or `npx -y pnpm@10 bench --quick`.',
+    '',
+  );
+  return L.join('\n');
+}
