@@ -3,12 +3,11 @@
  * `pqcMiddleware` first, `express.json()` after it (it does nothing for verified requests), and a stateful MCP
  * endpoint on the SDK's Node `StreamableHTTPServerTransport` (one transport per Mcp-Session-Id).
  */
-import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { pqcMiddleware, type PQCExpressOptions } from '@pqc-mcp/express';
 import express, { type Express, type Request, type Response } from 'express';
-import { createToolServer } from './tools.js';
+import { openMcpSession } from './tools.js';
 
 /** Options of `createExpressApp`. */
 export interface ExpressAppOptions {
@@ -43,21 +42,7 @@ export function createExpressApp(options: ExpressAppOptions): ExpressMcpApp {
     let transport = sessionId ? transports.get(sessionId) : undefined;
     if (!transport) {
       if (sessionId || !isInitializeRequest(req.body)) return badRequest(res, 'Bad Request: no valid session');
-      const created = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        enableJsonResponse: options.enableJsonResponse ?? false,
-        onsessioninitialized: (id) => {
-          transports.set(id, created);
-        },
-        onsessionclosed: (id) => {
-          transports.delete(id);
-        },
-      });
-      created.onclose = () => {
-        if (created.sessionId) transports.delete(created.sessionId);
-      };
-      await createToolServer().connect(created);
-      transport = created;
+      transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new StreamableHTTPServerTransport(o));
     }
     await transport.handleRequest(req, res, req.body);
   });

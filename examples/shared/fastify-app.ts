@@ -4,12 +4,11 @@
  * (one transport per Mcp-Session-Id), driven from hijacked routes. The plugin signs what the transport writes to
  * `reply.raw`.
  */
-import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { pqcPlugin, type PQCFastifyOptions } from '@pqc-mcp/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { createToolServer } from './tools.js';
+import { openMcpSession } from './tools.js';
 
 /** Options of `createFastifyApp`. */
 export interface FastifyAppOptions {
@@ -62,21 +61,7 @@ function mcpRoutes(app: FastifyInstance, options: FastifyAppOptions, transports:
     let transport = sessionId ? transports.get(sessionId) : undefined;
     if (!transport) {
       if (sessionId || !isInitializeRequest(request.body)) return badRequest(reply, 'Bad Request: no valid session');
-      const created = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        enableJsonResponse: options.enableJsonResponse ?? false,
-        onsessioninitialized: (id) => {
-          transports.set(id, created);
-        },
-        onsessionclosed: (id) => {
-          transports.delete(id);
-        },
-      });
-      created.onclose = () => {
-        if (created.sessionId) transports.delete(created.sessionId);
-      };
-      await createToolServer().connect(created);
-      transport = created;
+      transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new StreamableHTTPServerTransport(o));
     }
     // The transport writes to the Node response itself: Fastify must not answer too.
     reply.hijack();

@@ -5,6 +5,7 @@
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
@@ -22,6 +23,40 @@ export function createToolServer(): McpServer {
     async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }),
   );
   return server;
+}
+
+/** The options every stateful SDK transport of the examples is made with (Node's and the web-standard one take the same). */
+export interface SessionTransportOptions {
+  sessionIdGenerator: () => string;
+  enableJsonResponse: boolean;
+  onsessioninitialized: (sessionId: string) => void;
+  onsessionclosed: (sessionId: string) => void;
+}
+
+/**
+ * Opens a stateful MCP session: a new SDK transport made by `create`, connected to a new tool server, and kept in
+ * `transports` under its Mcp-Session-Id for as long as the session lives.
+ */
+export async function openMcpSession<T extends Transport>(
+  transports: Map<string, T>,
+  enableJsonResponse: boolean,
+  create: (options: SessionTransportOptions) => T,
+): Promise<T> {
+  const created: T = create({
+    sessionIdGenerator: () => crypto.randomUUID(),
+    enableJsonResponse,
+    onsessioninitialized: (id) => {
+      transports.set(id, created);
+    },
+    onsessionclosed: (id) => {
+      transports.delete(id);
+    },
+  });
+  created.onclose = () => {
+    if (created.sessionId) transports.delete(created.sessionId);
+  };
+  await createToolServer().connect(created);
+  return created;
 }
 
 /** Options of the web-standard MCP app. */
@@ -43,21 +78,7 @@ export function createWebMcpApp(options: McpAppOptions = {}): (request: Request,
           { status: 400 },
         );
       }
-      const created = new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => crypto.randomUUID(),
-        enableJsonResponse: options.enableJsonResponse ?? false,
-        onsessioninitialized: (id) => {
-          transports.set(id, created);
-        },
-        onsessionclosed: (id) => {
-          transports.delete(id);
-        },
-      });
-      created.onclose = () => {
-        if (created.sessionId) transports.delete(created.sessionId);
-      };
-      await createToolServer().connect(created);
-      transport = created;
+      transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new WebStandardStreamableHTTPServerTransport(o));
     }
     return transport.handleRequest(request, { parsedBody });
   };
