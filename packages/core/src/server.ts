@@ -234,6 +234,8 @@ interface RejectInfo {
 /** How outgoing messages of one response are bound to the request (in_reply_to, PROTOCOL.md §3). */
 interface ReplyBinding {
   sessionId: string;
+  /** The client the answer goes to (for the audit trail). */
+  peerDid: string;
   profile: Profile;
   /** in_reply_to for messages with no matching id (a POST holding a single request). */
   fallback: string | undefined;
@@ -334,6 +336,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       operation: 'response',
       verified: true,
       session_id: binding.sessionId,
+      peer_did: binding.peerDid,
       method: messageMethod(tree),
       signer_did: o.identity.did,
       algorithm: o.identity.algorithm,
@@ -383,7 +386,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     const elements = Array.isArray(tree) ? tree : [tree];
     if (elements.length === 0) return reject(request, 'missing_envelope', null, { detail: 'empty batch' });
     const verdicts = await Promise.all(elements.map((element) => verifyWithStore(element, policy)));
-    const binding: ReplyBinding = { sessionId: '', profile: 2, fallback: undefined, byId: new Map() };
+    const binding: ReplyBinding = { sessionId: '', peerDid: '', profile: 2, fallback: undefined, byId: new Map() };
     let requests = 0;
     for (let i = 0; i < verdicts.length; i++) {
       const verdict = verdicts[i]!;
@@ -392,6 +395,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       if (!verdict.ok) return rejectVerdict(request, verdict, method);
       if (i === 0) {
         binding.sessionId = verdict.session.sessionId;
+        binding.peerDid = verdict.session.peerDid;
         binding.profile = verdict.session.profile;
       } else if (verdict.session.sessionId !== binding.sessionId) {
         return reject(request, 'peer_mismatch', messageId(element), {
@@ -456,7 +460,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     accepted(verdict, request.method, 'request');
     const { session } = verdict;
     const response = await next(request, undefined, { sessionId: session.sessionId, peerDid: session.peerDid, profile: session.profile });
-    return signResponse(response, { sessionId: session.sessionId, profile: session.profile, fallback: undefined, byId: new Map() });
+    return signResponse(response, { sessionId: session.sessionId, peerDid: session.peerDid, profile: session.profile, fallback: undefined, byId: new Map() });
   }
 
   const protectedPaths = new Set(o.endpoints.map(routeKey));

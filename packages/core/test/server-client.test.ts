@@ -40,6 +40,8 @@ describe.each([
     expect(ops).toContain('request');
     expect(ops).toContain('response');
     expect(ops).not.toContain('rejected');
+    const answers = handler.audit.entries().filter((e) => e.operation === 'response');
+    expect(answers.map((e) => e.peer_did)).toEqual(answers.map(() => clientIdentity.did));
     const clientOps = fetch.audit.entries();
     expect(clientOps.every((e) => e.verified)).toBe(true);
   });
