@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { sha3_256 as nobleSha3 } from '@noble/hashes/sha3.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import {
@@ -18,31 +16,9 @@ import {
   type Algorithm,
   type CryptoBackend,
 } from '../src/crypto/index.js';
+import { readVector, type ProtocolVectors } from './helpers.js';
 
-interface VectorIdentity {
-  role: 'client' | 'server';
-  algorithm: Algorithm;
-  seed: string;
-  public_key: string;
-  did: string;
-}
-
-interface MessageVector {
-  name: string;
-  profile: 1 | 2;
-  signer: 'client' | 'server';
-  algorithm: Algorithm;
-  wire: string;
-  signing_input?: string;
-  digest?: string;
-  expect: string;
-}
-
-const vectorFile = path.resolve(__dirname, '../../../../shared/vectors/protocol.json');
-const { identities, messages } = JSON.parse(readFileSync(vectorFile, 'utf8')) as {
-  identities: VectorIdentity[];
-  messages: MessageVector[];
-};
+const { identities, messages } = readVector<ProtocolVectors>('protocol.json');
 
 const hex = (bytes: Uint8Array): string => bytesToHex(bytes);
 const unhex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text, 'hex'));
