@@ -7,7 +7,7 @@
 import { AuditLog, type AuditSink } from './audit.js';
 import type { Algorithm } from './crypto/algorithms.js';
 import type { PQCReason } from './errors.js';
-import { MessageSigner, messageMethod, type Profile } from './envelope.js';
+import { MessageSigner, idKey, messageMethod, type Profile } from './envelope.js';
 import { HandshakeError, PQCTransportError, SessionExpiredError, SignatureVerificationError, errorForReason } from './errors.js';
 import { PQCHandshake } from './handshake.js';
 import { PQC_ENVELOPE_HEADER, headersForNewBody, mediaType, pqcErrorBody, pqcReasonOf } from './http.js';
@@ -60,12 +60,6 @@ export interface PQCFetch extends FetchLike {
 }
 
 const RETRY_REASONS = new Set(['unknown_session', 'session_expired']);
-
-function idKey(id: JsonValue | undefined): string | undefined {
-  if (typeof id === 'string') return `s:${id}`;
-  if (id instanceof JsonNumber) return `n:${id.toNumber()}`;
-  return undefined;
-}
 
 /** A JSON-RPC id as the caller wrote it (a lossless number back to a number). */
 function plainId(id: JsonValue | undefined): string | number {

@@ -235,6 +235,13 @@ export function messageId(message: JsonValue): string | number | null {
   return null;
 }
 
+/** A key for a JSON-RPC id that is the same for `7`, `7.0` and the number 7 (to pair answers with requests). */
+export function idKey(id: JsonValue | undefined): string | undefined {
+  if (typeof id === 'string') return `s:${id}`;
+  if (id instanceof JsonNumber) return `n:${id.toNumber()}`;
+  return undefined;
+}
+
 /** The JSON-RPC `method` of a message, or null for responses. */
 export function messageMethod(message: JsonValue): string | null {
   if (!isObject(message)) return null;

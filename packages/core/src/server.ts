@@ -7,7 +7,7 @@
 import { AuditLog, type AuditSink } from './audit.js';
 import { ALGORITHMS, isAlgorithm, type Algorithm } from './crypto/algorithms.js';
 import type { BackendPreference } from './crypto/select.js';
-import { DEFAULT_CLOCK_SKEW_SEC, MessageSigner, messageId, messageMethod, type ParsedEnvelope, type Profile } from './envelope.js';
+import { DEFAULT_CLOCK_SKEW_SEC, MessageSigner, idKey, messageId, messageMethod, type ParsedEnvelope, type Profile } from './envelope.js';
 import { HandshakeError, PQCTransportError, type PQCReason } from './errors.js';
 import { PQCHandshake, type Authorizer } from './handshake.js';
 import {
@@ -20,7 +20,7 @@ import {
   readBodyLimited,
 } from './http.js';
 import { AgentIdentity } from './identity.js';
-import { JsonNumber, parseLossless, toPlain, type JsonObject, type JsonValue } from './json/lossless.js';
+import { parseLossless, toPlain, type JsonObject, type JsonValue } from './json/lossless.js';
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL_SEC, MemorySessionStore, type SessionRecord, type SessionStore } from './session.js';
 import { transformEventStream } from './sse.js';
 import { PeerKeyCache, verifyWithStore, type AcceptedMessage, type RejectedMessage } from './verify.js';
@@ -214,13 +214,6 @@ function plainWithoutEnvelope(message: JsonObject): unknown {
   const out: JsonObject = new Map();
   for (const [key, value] of message) if (key !== '_pqc') out.set(key, value);
   return toPlain(out);
-}
-
-/** A key for a JSON-RPC id that is the same for `7`, `7.0` and the number 7. */
-function idKey(id: JsonValue | undefined): string | undefined {
-  if (typeof id === 'string') return `s:${id}`;
-  if (id instanceof JsonNumber) return `n:${id.toNumber()}`;
-  return undefined;
 }
 
 /** What a rejection's audit entry records. */
