@@ -40,7 +40,7 @@ session.logOperation({
 const { result } = MessageSigner.stripPqc(JSON.parse(answer) as Record<string, unknown>) as { result: { content: { text: string }[] } };
 console.log(`add(2, 3) = ${result.content[0]!.text}: the result's signature verified under the pinned server key (in_reply_to ${call.nonce})`);
 
-// 3. A tampered request and a replay are refused (unsigned JSON-RPC errors, PROTOCOL.md §6).
+// 3. A tampered request and a replay are refused (unsigned JSON-RPC errors, docs/PROTOCOL.md §6).
 const reasonOf = (text: string) => (JSON.parse(text) as { error?: { data?: { pqc?: string } } }).error?.data?.pqc;
 console.log(`tampered request (a: 2 → 20) → ${reasonOf(await server.handleRequest(call.text.replace('"a":2', '"a":20')))}`);
 console.log(`replayed request → ${reasonOf(await server.handleRequest(call.text))}`);

@@ -1,8 +1,10 @@
-/** Stops the Redis that scripts/jest-global-setup.ts started (and only that one). */
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
+/** Stops the Redis the global setup started; repeats, at the end of the run, which suites did not run and why. */
+import { REDIS_MISSING_HINT } from '../packages/test-kit/src/redis-process.ts';
+import { banner, runState } from './jest-run-state.ts';
 
-export default function globalTeardown(): void {
-  if (process.env.PQC_MCP_STARTED_REDIS !== '1') return;
-  execFileSync('bash', [path.resolve(__dirname, 'redis-test-server.sh'), 'stop'], { stdio: 'ignore' });
+export default async function globalTeardown(): Promise<void> {
+  await runState.redis?.kill();
+  runState.redis = undefined;
+  const leftOut = process.env.PQC_TEST_REDIS_LEFT_OUT;
+  if (leftOut) process.stderr.write(banner(`${REDIS_MISSING_HINT}\nThese suites did not run: ${leftOut}`));
 }

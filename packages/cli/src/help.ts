@@ -29,7 +29,7 @@ ${EXIT_CODES}`;
 export const HELP: Record<string, string> = {
   keygen: `Usage: pqc-mcp keygen --out FILE [--algorithm ML-DSA-65] [--name NAME] [--force]
 
-Creates a new identity file (a JSON Web Key with the 32-byte ML-DSA seed, PROTOCOL.md §1), mode 0600.
+Creates a new identity file (a JSON Web Key with the 32-byte ML-DSA seed, docs/PROTOCOL.md §1), mode 0600.
 Prints the new DID on stdout.
 
 Options:
@@ -71,7 +71,7 @@ Options:
                       (default: any client with a valid handshake)
   --profiles LIST     accepted protocol profiles: v2 (default) or v2,v1 (also seed-format clients)
   --redis URL         keep sessions in Redis (redis://host:6379), for several gateway instances
-  --audit FILE        append the audit trail (PROTOCOL.md §8) to FILE as JSON lines
+  --audit FILE        append the audit trail (docs/PROTOCOL.md §8) to FILE as JSON lines
   --json-log          log lines on stderr as JSON
   --session-ttl SEC   session lifetime (default 3600)
   --max-body BYTES    largest request body accepted (default 4194304)

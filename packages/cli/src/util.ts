@@ -147,7 +147,7 @@ export async function readTextFile(path: string, what: string, command: string):
   }
 }
 
-/** Loads a private identity file (PROTOCOL.md §1) with a clear error for every way it can be wrong. */
+/** Loads a private identity file (docs/PROTOCOL.md §1) with a clear error for every way it can be wrong. */
 export async function loadIdentity(path: string, command: string, io?: Io): Promise<AgentIdentity> {
   const text = await readTextFile(path, 'identity file', command);
   let identity: AgentIdentity;

@@ -1,11 +1,11 @@
 /**
- * The lead's conformance suite (PROTOCOL.md §3–§6 over HTTP) against the real gateway binary in front of the
+ * The lead's conformance suite (docs/PROTOCOL.md §3–§6 over HTTP) against the real gateway binary in front of the
  * examples' unmodified MCP SDK app. The upstream runs in this process, so the suite also checks that nothing
  * rejected ever reaches it and that it never sees `_pqc`.
  */
 import type { PQCServerOptions } from '@pqc-mcp/core';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
-import { CONFORMANCE_SERVER_IDENTITY, conformancePeers, runConformanceSuite, type StartServer } from '../../core/test/conformance.js';
+import { CONFORMANCE_SERVER_IDENTITY, conformancePeers, runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { startGatewayProcess, startPlainUpstream, tempDir } from './helpers.js';
 
 const tmp = tempDir();

@@ -3,12 +3,13 @@
  * the distribution): a session opened by a handshake on one gateway is accepted by the other, and a nonce used on
  * one is a replay on the other.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MessageSigner, PQCHandshake, pqcFetch } from '@pqc-mcp/core';
+import { RedisProcess } from '@pqc-mcp/test-kit';
 import {
   ROOT,
   closedPort,
@@ -24,18 +25,13 @@ import {
   type PlainUpstream,
 } from './helpers.js';
 
-// Never skipped: the jest global setup installs redis-server (scripts/redis-test-server.sh).
-if (spawnSync('redis-server', ['--version']).status !== 0) {
-  throw new Error('gateway-redis.test.ts needs redis-server on PATH: bash scripts/redis-test-server.sh start installs it');
-}
 
 const GATEWAY = seededIdentity(101, 'gateway');
 const CLIENT = seededIdentity(102, 'client');
 
 describe('gateway --redis: sessions shared by two gateway processes', () => {
   const tmp = tempDir();
-  let redis: ChildProcess;
-  let redisUrl: string;
+  const redis = new RedisProcess();
   let upstream: PlainUpstream;
   let a: GatewayProcess;
   let b: GatewayProcess;
@@ -44,23 +40,17 @@ describe('gateway --redis: sessions shared by two gateway processes', () => {
     // The binary imports @pqc-mcp/redis from its dist when --redis is given.
     const tsc = createRequire(join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
     execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'packages', 'redis', 'tsconfig.build.json')], { stdio: 'inherit' });
-    const port = await closedPort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    redisUrl = `redis://127.0.0.1:${port}`;
-    for (let i = 0; i < 100; i++) {
-      if (spawnSync('redis-cli', ['-p', String(port), 'ping']).stdout?.toString().trim() === 'PONG') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await redis.start();
     const identityFile = await writeIdentity(GATEWAY, tmp.path('gateway.json'));
     upstream = await startPlainUpstream(createTestMcpApp({ json: true }));
-    const args = ['--upstream', upstream.url, '--listen', '127.0.0.1:0', '--identity', identityFile, '--redis', redisUrl];
+    const args = ['--upstream', upstream.url, '--listen', '127.0.0.1:0', '--identity', identityFile, '--redis', redis.url];
     [a, b] = await Promise.all([startGatewayProcess(args), startGatewayProcess(args)]);
   });
   afterAll(async () => {
     await a?.stop();
     await b?.stop();
     await upstream?.close();
-    redis?.kill();
+    await redis.kill();
     tmp.cleanup();
   });
 

@@ -1,9 +1,9 @@
 import type { PQCReason } from './errors.js';
 
-/** What an audit entry records (PROTOCOL.md §8). */
+/** What an audit entry records (docs/PROTOCOL.md §8). */
 export type AuditOperation = 'handshake' | 'request' | 'notification' | 'response' | 'rejected';
 
-/** One audit entry, with the field names of PROTOCOL.md §8 (so JSON lines match the seed's trail). */
+/** One audit entry, with the field names of docs/PROTOCOL.md §8 (so JSON lines match the seed's trail). */
 export interface AuditEntry {
   timestamp: string;
   session_id: string | null;

@@ -57,7 +57,7 @@ export function toHex(bytes: Uint8Array): string {
 
 const LOWER_HEX_RE = /^(?:[0-9a-f]{2})*$/;
 
-/** True when `text` is an even-length string of lowercase hex digits (PROTOCOL.md §1: no other form is accepted). */
+/** True when `text` is an even-length string of lowercase hex digits (docs/PROTOCOL.md §1: no other form is accepted). */
 export function isLowerHex(text: unknown, byteLength?: number): text is string {
   if (typeof text !== 'string') return false;
   if (byteLength !== undefined && text.length !== byteLength * 2) return false;

@@ -1,5 +1,5 @@
 /**
- * The client side of PROTOCOL.md as a fetch wrapper: `pqcFetch(options)` returns a `fetch` that performs the
+ * The client side of docs/PROTOCOL.md as a fetch wrapper: `pqcFetch(options)` returns a `fetch` that performs the
  * handshake on first use, signs every request, verifies every JSON-RPC message that comes back (JSON bodies and each
  * SSE event, as they arrive) against the pinned server key, and strips `_pqc` before the caller sees it. Give it to
  * the MCP SDK's `StreamableHTTPClientTransport(url, { fetch })`.
@@ -31,7 +31,7 @@ export interface PQCFetchOptions {
   serverPublicKey?: string | Uint8Array;
   /** Accept whichever server answers the first handshake, and pin it for later ones (default false). */
   trustOnFirstUse?: boolean;
-  /** Handshake URL (default: `pqc/handshake` beside the request URL, PROTOCOL.md §5). */
+  /** Handshake URL (default: `pqc/handshake` beside the request URL, docs/PROTOCOL.md §5). */
   handshakeUrl?: string | URL;
   /** 2 (default) or 1 (the seed's format). */
   profile?: Profile;
@@ -45,7 +45,7 @@ export interface PQCFetchOptions {
   audit?: AuditLog | AuditSink;
 }
 
-/** A fetch that speaks PROTOCOL.md, with its session and audit trail. */
+/** A fetch that speaks docs/PROTOCOL.md, with its session and audit trail. */
 export interface PQCFetch extends FetchLike {
   /** The current session, once the handshake is done. */
   readonly session: PQCSession | undefined;

@@ -8,7 +8,7 @@ import { canonicalJson, serializeJson } from './json/canonical.js';
 import { JsonNumber, parseLossless, toPlain, type JsonObject, type JsonValue } from './json/lossless.js';
 import { formatTimestamp, nowMs, parseTimestamp, type Clock } from './time.js';
 
-/** Protocol profiles: 2 is the hardened default, 1 the seed's format (opt-in, PROTOCOL.md §7). */
+/** Protocol profiles: 2 is the hardened default, 1 the seed's format (opt-in, docs/PROTOCOL.md §7). */
 export type Profile = 1 | 2;
 
 /** The top-level member that carries the envelope. */
@@ -19,10 +19,10 @@ export const MESSAGE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/message');
 /** The empty context the v1 profile signs with. */
 export const EMPTY_CONTEXT: Uint8Array = new Uint8Array(0);
 
-/** Default allowed clock skew, seconds (PROTOCOL.md §3). */
+/** Default allowed clock skew, seconds (docs/PROTOCOL.md §3). */
 export const DEFAULT_CLOCK_SKEW_SEC = 300;
 
-/** The `_pqc` envelope of PROTOCOL.md §3 (v2) and §7 (v1). Unknown members are allowed and signed. */
+/** The `_pqc` envelope of docs/PROTOCOL.md §3 (v2) and §7 (v1). Unknown members are allowed and signed. */
 export interface PqcEnvelope {
   v?: 2;
   signer_did: string;
@@ -86,7 +86,7 @@ export interface ParsedEnvelope {
 /** Outcome of a single check: the value, or the reason it failed. */
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: PQCReason; detail: string };
 
-/** What the receiver accepts (PROTOCOL.md §3, steps 2–3). */
+/** What the receiver accepts (docs/PROTOCOL.md §3, steps 2–3). */
 export interface EnvelopePolicy {
   /** Accepted profiles (default `[2]`). */
   profiles?: readonly Profile[];
@@ -115,7 +115,7 @@ function optionalHex(env: JsonObject, key: string, bytes?: number): string | und
 }
 
 /**
- * Steps 2 and 3 of PROTOCOL.md §3 on one parsed message: the envelope is present, well-typed, of an accepted
+ * Steps 2 and 3 of docs/PROTOCOL.md §3 on one parsed message: the envelope is present, well-typed, of an accepted
  * profile and algorithm, and fresh. No signature is checked here.
  */
 export function checkEnvelope(message: JsonValue, policy: EnvelopePolicy = {}): Checked<ParsedEnvelope> {
@@ -306,7 +306,7 @@ function newNonce(): string {
   return toHex(randomBytes(16));
 }
 
-/** Signs and verifies single JSON-RPC messages (PROTOCOL.md §3 and §7). */
+/** Signs and verifies single JSON-RPC messages (docs/PROTOCOL.md §3 and §7). */
 export class MessageSigner {
   readonly identity: AgentIdentity;
 
@@ -365,7 +365,7 @@ export class MessageSigner {
     const unsignedText = profile === 2 && typeof (body as { toJSON?: unknown }).toJSON !== 'function' ? serializeJson(signed) : undefined;
     const signature = toHex(await id.sign(digest, profile === 2 ? MESSAGE_CONTEXT : EMPTY_CONTEXT));
     envelope.signature = signature;
-    // v1 adds session_id after signing (PROTOCOL.md §7): it is not covered by the signature.
+    // v1 adds session_id after signing (docs/PROTOCOL.md §7): it is not covered by the signature.
     if (profile === 1 && sessionId !== undefined) envelope.session_id = sessionId;
     const text =
       unsignedText !== undefined && unsignedText.endsWith('}}')
@@ -384,7 +384,7 @@ export class MessageSigner {
   }
 
   /**
-   * Verifies one signed message (steps 1–3, 5 and 6 of PROTOCOL.md §3). Give the received text: a number written
+   * Verifies one signed message (steps 1–3, 5 and 6 of docs/PROTOCOL.md §3). Give the received text: a number written
    * `7.0` by a Python peer only verifies from its text. Never throws for bad input: the result says why.
    * Session liveness and replay are the session's job (`PQCSession`, the server and the client).
    */

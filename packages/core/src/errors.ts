@@ -1,9 +1,9 @@
 /**
- * The error vocabulary of PROTOCOL.md §6: every rejection has a machine-readable `reason` and the HTTP status a
+ * The error vocabulary of docs/PROTOCOL.md §6: every rejection has a machine-readable `reason` and the HTTP status a
  * server answers it with.
  */
 
-/** Every reason a PQC check can fail with (PROTOCOL.md §3, §5, §6). */
+/** Every reason a PQC check can fail with (docs/PROTOCOL.md §3, §5, §6). */
 export type PQCReason =
   | 'malformed_json'
   | 'invalid_envelope'
@@ -23,7 +23,7 @@ export type PQCReason =
   | 'too_many_sessions'
   | 'store_unavailable';
 
-/** The HTTP status each reason is answered with (PROTOCOL.md §6). */
+/** The HTTP status each reason is answered with (docs/PROTOCOL.md §6). */
 export const REASON_HTTP_STATUS: Readonly<Record<PQCReason, number>> = Object.freeze({
   malformed_json: 400,
   invalid_envelope: 400,
@@ -47,14 +47,14 @@ export const REASON_HTTP_STATUS: Readonly<Record<PQCReason, number>> = Object.fr
 /** JSON-RPC error code used for every rejection by the PQC layer. */
 export const PQC_ERROR_CODE = -32010;
 
-/** True when `value` is one of the reasons of PROTOCOL.md §6. */
+/** True when `value` is one of the reasons of docs/PROTOCOL.md §6. */
 export function isPQCReason(value: unknown): value is PQCReason {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(REASON_HTTP_STATUS, value);
 }
 
 /** Base class of every error this library throws on purpose. */
 export class PQCTransportError extends Error {
-  /** Machine-readable cause, one of PROTOCOL.md §6. */
+  /** Machine-readable cause, one of docs/PROTOCOL.md §6. */
   readonly reason: PQCReason;
   /** The HTTP status a server answers this failure with. */
   readonly httpStatus: number;

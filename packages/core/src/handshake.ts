@@ -158,7 +158,7 @@ async function isAuthorized(authorize: Authorizer | undefined, peer: PeerIdentit
   return authorize.includes(peer.did);
 }
 
-/** The mutual handshake of PROTOCOL.md §5 (v2) and §7 (v1). */
+/** The mutual handshake of docs/PROTOCOL.md §5 (v2) and §7 (v1). */
 export const PQCHandshake = {
   /** Client: builds a signed handshake request. Send `request`, keep `pending` for `complete`. */
   async initiate(
@@ -191,7 +191,7 @@ export const PQCHandshake = {
   /**
    * Server: checks a handshake request (shape, algorithm, DID, freshness, signature, replay, authorization, session
    * limit, in that order), opens a session in `options.store` and returns the signed response.
-   * Throws `HandshakeError` whose `reason` and `httpStatus` say why (PROTOCOL.md §6).
+   * Throws `HandshakeError` whose `reason` and `httpStatus` say why (docs/PROTOCOL.md §6).
    */
   async respond(
     requestText: string | Uint8Array,

@@ -1,7 +1,7 @@
-/** HTTP pieces shared by the server and the client: error bodies (PROTOCOL.md §6), bounded body reads, headers. */
+/** HTTP pieces shared by the server and the client: error bodies (docs/PROTOCOL.md §6), bounded body reads, headers. */
 import { PQC_ERROR_CODE, PQCTransportError, REASON_HTTP_STATUS, isPQCReason, type PQCReason } from './errors.js';
 
-/** The header that carries a GET or DELETE request's envelope (PROTOCOL.md §4). */
+/** The header that carries a GET or DELETE request's envelope (docs/PROTOCOL.md §4). */
 export const PQC_ENVELOPE_HEADER = 'PQC-Envelope';
 
 /** Default bound on a request body: 4 MiB. */
@@ -82,7 +82,7 @@ export function headersForNewBody(headers: Headers): Headers {
   return out;
 }
 
-/** The handshake path of an MCP endpoint path: `new URL('pqc/handshake', endpoint)` (PROTOCOL.md §5). */
+/** The handshake path of an MCP endpoint path: `new URL('pqc/handshake', endpoint)` (docs/PROTOCOL.md §5). */
 export function handshakePathFor(endpointPath: string): string {
   return new URL('pqc/handshake', new URL(endpointPath, 'http://localhost')).pathname;
 }

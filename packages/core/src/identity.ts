@@ -5,7 +5,7 @@ import { defaultBackend, selectBackend, type BackendPreference } from './crypto/
 import type { CryptoBackend, SigningKey, VerifyingKey } from './crypto/types.js';
 import { nodeBuiltin } from './runtime.js';
 
-/** The DID prefix of PROTOCOL.md §1. */
+/** The DID prefix of docs/PROTOCOL.md §1. */
 export const DID_PREFIX = 'did:pqaid:';
 
 /** `did:pqaid:` + hex SHA3-256 of the raw public key. */
@@ -18,7 +18,7 @@ export function isDid(did: unknown): did is string {
   return typeof did === 'string' && did.length === 74 && did.startsWith(DID_PREFIX) && isLowerHex(did.slice(10), 32);
 }
 
-/** An identity file or public identity: a JWK of RFC 9964 form plus `did` and `name` (PROTOCOL.md §1). */
+/** An identity file or public identity: a JWK of RFC 9964 form plus `did` and `name` (docs/PROTOCOL.md §1). */
 export interface IdentityJwk {
   kty: 'AKP';
   alg: Algorithm;
@@ -197,7 +197,7 @@ export class AgentIdentity {
     return identity;
   }
 
-  /** Reads an identity file (PROTOCOL.md §1). Node, Bun and Deno only. */
+  /** Reads an identity file (docs/PROTOCOL.md §1). Node, Bun and Deno only. */
   static async load(path: string, options: { backend?: BackendPreference } = {}): Promise<AgentIdentity> {
     const text = await fsPromises().readFile(path, 'utf8');
     return AgentIdentity.fromJwk(text, options);

@@ -1,5 +1,5 @@
 /**
- * @pqc-mcp/core: post-quantum signed Model Context Protocol messages (PROTOCOL.md), in web-standard TypeScript.
+ * @pqc-mcp/core: post-quantum signed Model Context Protocol messages (docs/PROTOCOL.md), in web-standard TypeScript.
  */
 export * from './errors.js';
 export * from './bytes.js';

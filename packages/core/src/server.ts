@@ -1,5 +1,5 @@
 /**
- * The server side of PROTOCOL.md as one web-standard function: `handler.handle(request, next)` answers the
+ * The server side of docs/PROTOCOL.md as one web-standard function: `handler.handle(request, next)` answers the
  * handshake, verifies and strips every request to the protected endpoint, runs the application through `next`,
  * and signs every JSON-RPC message the application sends back (JSON bodies and each SSE event, as they come).
  * Framework adapters (Express, Fastify, Hono) only translate to and from `Request` and `Response`.
@@ -33,7 +33,7 @@ export interface PQCServerOptions {
   endpoint?: string | readonly string[];
   /** Path of the handshake (default: `pqc/handshake` beside the first endpoint, e.g. `/pqc/handshake`). */
   handshakePath?: string;
-  /** Accepted profiles (default `[2]`; `[2, 1]` also accepts seed-format peers, PROTOCOL.md §7). */
+  /** Accepted profiles (default `[2]`; `[2, 1]` also accepts seed-format peers, docs/PROTOCOL.md §7). */
   profiles?: readonly Profile[];
   /** Accepted client algorithms (default: ML-DSA-44, -65 and -87). */
   algorithms?: readonly Algorithm[];
@@ -205,7 +205,7 @@ export function resolveServerOptions(options: PQCServerOptions): Resolved {
   };
 }
 
-// ignoreBOM: true keeps a leading byte-order mark in the text, so the strict parse refuses it (PROTOCOL.md §2)
+// ignoreBOM: true keeps a leading byte-order mark in the text, so the strict parse refuses it (docs/PROTOCOL.md §2)
 // instead of the decoder dropping it unseen.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -224,7 +224,7 @@ interface RejectInfo {
   method?: string | null;
 }
 
-/** How outgoing messages of one response are bound to the request (in_reply_to, PROTOCOL.md §3). */
+/** How outgoing messages of one response are bound to the request (in_reply_to, docs/PROTOCOL.md §3). */
 interface ReplyBinding {
   sessionId: string;
   /** The client the answer goes to (for the audit trail). */

@@ -5,7 +5,7 @@ import { PeerIdentity } from './identity.js';
 import type { Profile } from './envelope.js';
 import { nowMs, type Clock } from './time.js';
 
-/** Default session lifetime, seconds (PROTOCOL.md §5). */
+/** Default session lifetime, seconds (docs/PROTOCOL.md §5). */
 export const DEFAULT_SESSION_TTL_SEC = 3600;
 /** Default bound on live sessions in one store. */
 export const DEFAULT_MAX_SESSIONS = 10_000;

@@ -1,4 +1,4 @@
-/** Timestamps as PROTOCOL.md §3 writes and reads them. */
+/** Timestamps as docs/PROTOCOL.md §3 writes and reads them. */
 
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');

@@ -15,7 +15,7 @@ import type { JsonValue } from './json/lossless.js';
 import type { PQCSession, SessionRecord, SessionStore } from './session.js';
 import { nowMs } from './time.js';
 
-/** A message that passed every check of PROTOCOL.md §3. */
+/** A message that passed every check of docs/PROTOCOL.md §3. */
 export interface AcceptedMessage {
   ok: true;
   parsed: ParsedEnvelope;
@@ -116,7 +116,7 @@ export interface StoreVerifyOptions extends EnvelopePolicy {
 }
 
 /**
- * The server side of PROTOCOL.md §3: every step, in order, against the sessions in `store`. Never throws: a store
+ * The server side of docs/PROTOCOL.md §3: every step, in order, against the sessions in `store`. Never throws: a store
  * failure is answered `store_unavailable`.
  */
 export async function verifyWithStore(message: JsonValue, options: StoreVerifyOptions): Promise<MessageVerdict> {
@@ -151,7 +151,7 @@ export interface SessionVerifyOptions extends EnvelopePolicy {
 }
 
 /**
- * The client side of PROTOCOL.md §3 against its own session: every step, plus `in_reply_to` when given
+ * The client side of docs/PROTOCOL.md §3 against its own session: every step, plus `in_reply_to` when given
  * (`null` means the message must carry none, as on a GET stream).
  */
 export async function verifyWithSession(

@@ -1,10 +1,8 @@
 /**
- * The attacks the seed (`pqc-mcp-transport`) fell to, each now rejected with the exact reason of PROTOCOL.md §6.
+ * The attacks the seed (`pqc-mcp-transport`) fell to, each now rejected with the exact reason of docs/PROTOCOL.md §6.
  * Every test runs after a real handshake: the server verifies with a `MemorySessionStore` and `verifyWithStore`,
  * the client with its `PQCSession` and `verifyWithSession`.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import {
   EMPTY_CONTEXT,
   HANDSHAKE_REQUEST_CONTEXT,
@@ -36,7 +34,7 @@ import {
   type Profile,
   type SessionRecord,
 } from '../src/index.js';
-import { SHARED_DIR, VECTOR_TIME, seededIdentity } from './helpers.js';
+import { VECTOR_TIME, readProtocolDoc, seededIdentity } from '@pqc-mcp/test-kit';
 
 const T0 = VECTOR_TIME;
 const MINUTE = 60_000;
@@ -576,9 +574,9 @@ describe('authorization and limits', () => {
 });
 
 describe('errors', () => {
-  /** The reason → HTTP status table of PROTOCOL.md §6, read from the document itself. */
+  /** The reason → HTTP status table of docs/PROTOCOL.md §6, read from the document itself. */
   function protocolTable(): Map<string, number> {
-    const text = readFileSync(path.join(SHARED_DIR, 'PROTOCOL.md'), 'utf8');
+    const text = readProtocolDoc();
     const section = text.slice(text.indexOf('## 6. Errors'), text.indexOf('## 7.'));
     const table = new Map<string, number>();
     for (const line of section.split('\n')) {
@@ -589,7 +587,7 @@ describe('errors', () => {
     return table;
   }
 
-  test('each reason has the HTTP status of PROTOCOL.md §6', () => {
+  test('each reason has the HTTP status of docs/PROTOCOL.md §6', () => {
     const table = protocolTable();
     expect(table.size).toBe(17);
     expect(Object.fromEntries(table)).toEqual(REASON_HTTP_STATUS);

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { sha3_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { readVector, type CanonicalVector } from '@pqc-mcp/test-kit';
 import { PQCTransportError } from '../src/errors.js';
 import {
   JsonNumber,
@@ -14,14 +13,7 @@ import {
   type JsonObject,
 } from '../src/json/index.js';
 
-interface Vector {
-  input: string;
-  canonical: string;
-  sha3_256: string;
-}
-
-const vectorFile = path.resolve(__dirname, '../../../../shared/vectors/canonical.json');
-const { vectors } = JSON.parse(readFileSync(vectorFile, 'utf8')) as { vectors: Vector[] };
+const { vectors } = readVector<{ vectors: Required<CanonicalVector>[] }>('canonical.json');
 const utf8 = new TextEncoder();
 
 function ascii(text: string): Uint8Array {
@@ -47,7 +39,7 @@ function malformed(fn: () => unknown): PQCTransportError {
 
 const nest = (n: number, open: string, close: string, inner = ''): string => open.repeat(n) + inner + close.repeat(n);
 
-describe('shared vectors', () => {
+describe('canonical vectors (docs/vectors/canonical.json)', () => {
   it('has vectors', () => {
     expect(vectors.length).toBeGreaterThan(50);
   });

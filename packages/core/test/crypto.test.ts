@@ -16,7 +16,7 @@ import {
   type Algorithm,
   type CryptoBackend,
 } from '../src/crypto/index.js';
-import { readVector, type ProtocolVectors } from './helpers.js';
+import { readVector, type ProtocolVectors } from '@pqc-mcp/test-kit';
 
 const { identities, messages } = readVector<ProtocolVectors>('protocol.json');
 

@@ -1,4 +1,4 @@
-/** AgentIdentity / PeerIdentity (PROTOCOL.md §1) and the audit trail (§8). */
+/** AgentIdentity / PeerIdentity (docs/PROTOCOL.md §1) and the audit trail (§8). */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +26,7 @@ import {
   type AuditEntry,
   type IdentityJwk,
 } from '../src/index.js';
-import { VECTOR_TIME, seededIdentity } from './helpers.js';
+import { VECTOR_TIME, seededIdentity } from '@pqc-mcp/test-kit';
 
 /** A seed no other bytes in an identity resemble: 3, 10, 17, … */
 const SEED = Uint8Array.from({ length: 32 }, (_, i) => (i * 7 + 3) & 0xff);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
 import { createPQCHandler } from '../src/index.js';
 import { sendWebResponse, toWebRequest } from '../src/node/index.js';
-import { runConformanceSuite } from './conformance.js';
+import { runConformanceSuite } from '@pqc-mcp/test-kit';
 
 // The core alone behind node:http, with the web-standard MCP SDK transport: the reference every adapter matches.
 runConformanceSuite('core on node:http', async ({ json, pqc }) => {

@@ -1,6 +1,6 @@
 /**
  * A float from a Python peer: `json.dumps` writes `7.0` and `1e-07`, and the signature covers those lexemes
- * (PROTOCOL.md §2). It verifies from the received text; `JSON.parse` loses `7.0` (it becomes `7`), so verifying the
+ * (docs/PROTOCOL.md §2). It verifies from the received text; `JSON.parse` loses `7.0` (it becomes `7`), so verifying the
  * parsed object must fail.
  */
 import {
@@ -13,7 +13,7 @@ import {
   toHex,
   utf8,
 } from '../src/index.js';
-import { VECTOR_TIME, seededIdentity } from './helpers.js';
+import { VECTOR_TIME, seededIdentity } from '@pqc-mcp/test-kit';
 
 const python = seededIdentity(21, 'ML-DSA-65', 'python-peer');
 const SESSION = '5e55105e55105e55105e55105e55105e';

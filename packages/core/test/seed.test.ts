@@ -21,7 +21,7 @@ import {
   type AgentIdentity,
   type Profile,
 } from '../src/index.js';
-import { VECTOR_TIME, seededIdentity } from './helpers.js';
+import { VECTOR_TIME, seededIdentity } from '@pqc-mcp/test-kit';
 
 const NOW = VECTOR_TIME;
 const SESSION = '0123456789abcdef0123456789abcdef';

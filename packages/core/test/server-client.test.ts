@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
 import { MemorySessionStore, createPQCHandler, pqcFetch, type FetchLike } from '../src/index.js';
-import { seededIdentity } from './helpers.js';
+import { seededIdentity } from '@pqc-mcp/test-kit';
 
 const serverIdentity = seededIdentity(1);
 const clientIdentity = seededIdentity(2);

@@ -11,7 +11,8 @@ import {
   signingInput,
   type PendingHandshake,
 } from '../src/index.js';
-import { BACKENDS, VECTOR_TIME, readVector, type ProtocolVectors } from './helpers.js';
+import { VECTOR_TIME, readVector, type ProtocolVectors } from '@pqc-mcp/test-kit';
+import { BACKENDS } from './helpers.js';
 
 const vectors = readVector<ProtocolVectors>('protocol.json');
 

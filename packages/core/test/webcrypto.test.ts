@@ -7,7 +7,7 @@ import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { fromHex, toBase64Url } from '../src/bytes.js';
 import type { CryptoBackend } from '../src/crypto/index.js';
 import { nobleBackend } from '../src/crypto/index.js';
-import { readVector, type ProtocolVectors } from './helpers.js';
+import { readVector, type ProtocolVectors } from '@pqc-mcp/test-kit';
 
 type Crypto = typeof import('../src/crypto/index.js');
 

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { StartOptions } from '../../core/test/conformance.js';
-import { CONFORMANCE_SERVER_IDENTITY, conformancePeers } from '../../core/test/conformance.js';
+import type { StartOptions } from '@pqc-mcp/test-kit';
+import { CONFORMANCE_SERVER_IDENTITY, conformancePeers } from '@pqc-mcp/test-kit';
 import { ROOT, bin } from './bins.js';
 
 export { ROOT, bin };

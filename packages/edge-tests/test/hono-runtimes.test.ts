@@ -2,9 +2,9 @@
  * The Hono example server (examples/hono-server.ts, as it is, from its TypeScript sources) run by Node (tsx), Bun
  * and Deno from npm, each driven from this Node process by the MCP SDK client through `pqcFetch` and the raw
  * protocol client of the conformance suite: handshake, tools/list and tools/call with SSE and JSON responses, every
- * rejection of PROTOCOL.md §6 (tampered and replayed requests among them), session expiry.
+ * rejection of docs/PROTOCOL.md §6 (tampered and replayed requests among them), session expiry.
  */
-import { runConformanceSuite, type StartServer } from '../../core/test/conformance.js';
+import { runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { bin, pqcVars, spawnServer, tempDir, writeServerIdentity } from './helpers.js';
 
 const ENTRY = 'examples/hono-server.ts';

@@ -1,7 +1,7 @@
 /**
  * The edge worker (examples/edge-worker.ts) bundled with esbuild and run under workerd through miniflare (npm),
  * driven from Node: the conformance suite (the SDK client through `pqcFetch` with SSE and JSON responses, every
- * rejection of PROTOCOL.md §6, tampered and replayed requests among them), the PQC session state in the Durable Object
+ * rejection of docs/PROTOCOL.md §6, tampered and replayed requests among them), the PQC session state in the Durable Object
  * store (a second request of a session served by a new workerd process, a replay across them refused), and every
  * `SessionStore` method of `DurableObjectSessionStore` against the real object, atomic under concurrent calls.
  */
@@ -11,8 +11,8 @@ import { Miniflare, type MiniflareOptions } from 'miniflare';
 import { MessageSigner, PQCHandshake, PQCTransportError, type SessionRecord } from '@pqc-mcp/core';
 import { DurableObjectSessionStore, type DurableObjectNamespaceLike } from '@pqc-mcp/hono/durable-object';
 import { buildEdgeWorker, edgeWorkerOptions } from '../../../examples/shared/edge.js';
-import { CONFORMANCE_SERVER_IDENTITY, runConformanceSuite, type StartServer } from '../../core/test/conformance.js';
-import { seededIdentity } from '../../core/test/helpers.js';
+import { CONFORMANCE_SERVER_IDENTITY, runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { seededIdentity } from '@pqc-mcp/test-kit';
 import { pqcVars, serverJwkText, tempDir } from './helpers.js';
 
 /**

@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { AgentIdentity, pqcFetch, type FetchLike, type PQCRequestContext } from '@pqc-mcp/core';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createFastifyApp } from '../../../examples/shared/fastify-app.js';
-import { runConformanceSuite } from '../../core/test/conformance.js';
+import { runConformanceSuite } from '@pqc-mcp/test-kit';
 import { pqcPlugin } from '../src/index.js';
 
 const identity = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });

@@ -10,7 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
-import { runConformanceSuite, type StartServer } from '../../core/test/conformance.js';
+import { runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcFetch, type FetchLike } from '@pqc-mcp/core';
 import { AgentIdentity, AuditLog, MemorySessionStore, pqc, type PQCRequestContext, type PQCVariables } from '../src/index.js';
 
@@ -91,7 +91,7 @@ function expectClean(seen: Seen): void {
   }
 }
 
-/** The lead's conformance suite (PROTOCOL.md §3–§6 over HTTP), with the SDK 1.x example app behind `pqc()`. */
+/** The lead's conformance suite (docs/PROTOCOL.md §3–§6 over HTTP), with the SDK 1.x example app behind `pqc()`. */
 const startForConformance: StartServer = async ({ json, pqc: options }) => {
   const mcp = createWebMcpApp({ enableJsonResponse: json });
   const seen: unknown[] = [];

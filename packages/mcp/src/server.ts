@@ -321,7 +321,7 @@ export class PQCMCPServer {
 
   /**
    * Answers a handshake request (its JSON text) in memory, as `POST <base>/pqc/handshake` would: the signed handshake
-   * response text. A refused handshake comes back as the unsigned JSON-RPC error of PROTOCOL.md §6 (its
+   * response text. A refused handshake comes back as the unsigned JSON-RPC error of docs/PROTOCOL.md §6 (its
    * `error.data.pqc` says why), exactly what HTTP would carry.
    */
   async handleHandshake(text: string | Uint8Array): Promise<string> {
@@ -335,7 +335,7 @@ export class PQCMCPServer {
   /**
    * Answers a signed JSON-RPC message (or batch) in memory, as a POST to the endpoint would: the signed response
    * text, `''` for a notification. Each call runs on a fresh stateless MCP server (no `initialize` needed). A message
-   * the PQC layer refuses comes back as the unsigned JSON-RPC error of PROTOCOL.md §6, exactly what HTTP would carry.
+   * the PQC layer refuses comes back as the unsigned JSON-RPC error of docs/PROTOCOL.md §6, exactly what HTTP would carry.
    */
   async handleRequest(text: string | Uint8Array): Promise<string> {
     const response = await this.handler.handle(

@@ -24,6 +24,7 @@ import {
   toHex,
   utf8,
 } from '@pqc-mcp/core';
+import { report } from '@pqc-mcp/test-kit';
 import { RedisSessionStore } from '../src/index.js';
 import {
   REDIS_URL,
@@ -191,7 +192,7 @@ describe('handshake flood against maxSessions', () => {
           expect((store as MemorySessionStore).size).toBe(MAX_SESSIONS);
           held = `the store holds ${(store as MemorySessionStore).size} sessions`;
         }
-        console.log(
+        report(
           `[flood] ${name}: ${N} handshakes (fresh identities, hash-signature backend) in ${(result.ms / 1000).toFixed(1)} s ` +
             `(${Math.round((N / result.ms) * 1000)}/s): ${result.ok} × 200, ${JSON.stringify(result.refused)}; ${held}; ` +
             `retained heap + external (after GC) ${mb(heapBefore)} → ${mb(heapAfter)}`,
@@ -216,7 +217,7 @@ describe('handshake flood against maxSessions', () => {
       expect(result.ok).toBe(100);
       expect(result.refused).toEqual({ '503 too_many_sessions': 200 });
       expect(await redis.zCard(store.keys.live)).toBe(100);
-      console.log(
+      report(
         `[flood] real ML-DSA-44: 300 fresh keys (keygen ${keygenMs.toFixed(0)} ms), 300 handshakes signed and verified in ` +
           `${(result.ms / 1000).toFixed(1)} s: ${result.ok} × 200, ${JSON.stringify(result.refused)}`,
       );
@@ -285,7 +286,7 @@ describe('nonce flood in one session', () => {
         store instanceof RedisSessionStore
           ? `Redis used_memory ${delta((await redisUsedMemory(redis)) - redisBefore)}`
           : `retained heap + external (after GC) ${mb(heapBefore)} → ${mb(retainedHeap())}`;
-      console.log(
+      report(
         `[flood] ${name}: ${N} nonces in one session in ${(ms / 1000).toFixed(1)} s (${Math.round((N / ms) * 1000)}/s): ` +
           `${accepted} accepted, ${held} held at the end (max seen ${maxSeen}, cap ${CAP}); replays of ${probes.length} ` +
           `old and recent ones refused; ${memory}`,
@@ -354,7 +355,7 @@ describe('a body past the limit, chunked, without content-length, sent slowly', 
     try {
       const result = await slowPost(server.port, path);
       const read = server.bytesRead();
-      console.log(
+      report(
         `[flood] slow chunked body to ${name}: limit ${LIMIT} B, client had sent ${result.sent} B when the server answered ` +
           `${result.status} after ${result.ms.toFixed(0)} ms; the server read ${read} B in all (${(read / LIMIT).toFixed(2)} × the limit)`,
       );
@@ -409,7 +410,7 @@ describe('large bodies are not kept in memory', () => {
         expect(await reasonOf(response)).toBe('unknown_session');
       }
       const grown = retainedHeap() - before;
-      console.log(`[flood] ${N} rejected 1 MiB messages: ${server.handler.audit.entries().length} audit entries, retained heap + external ${delta(grown)}`);
+      report(`[flood] ${N} rejected 1 MiB messages: ${server.handler.audit.entries().length} audit entries, retained heap + external ${delta(grown)}`);
       expect(grown).toBeLessThan(BOUND);
     } finally {
       await server.close();
@@ -432,7 +433,7 @@ describe('large bodies are not kept in memory', () => {
       }
       server.seen.length = 0;
       const grown = retainedHeap() - before;
-      console.log(`[flood] ${N} accepted 1 MiB messages in one session: retained heap + external ${delta(grown)}`);
+      report(`[flood] ${N} accepted 1 MiB messages in one session: retained heap + external ${delta(grown)}`);
       expect(grown).toBeLessThan(BOUND);
     } finally {
       await server.close();
@@ -462,7 +463,7 @@ describe('large bodies are not kept in memory', () => {
         await response.arrayBuffer();
       }
       const grown = retainedHeap() - before;
-      console.log(`[flood] ${N} handshakes with a 1 MiB unknown member: retained heap + external ${delta(grown)}`);
+      report(`[flood] ${N} handshakes with a 1 MiB unknown member: retained heap + external ${delta(grown)}`);
       expect(grown).toBeLessThan(BOUND);
     } finally {
       await server.close();

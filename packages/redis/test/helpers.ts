@@ -2,11 +2,9 @@
  * What the Redis tests share: the Redis they run against, servers (core + node:http + the real MCP SDK), a raw
  * protocol client, and a redis-server of their own that they start and kill.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createServer as createNetServer } from 'node:net';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import {
   AgentIdentity,
@@ -21,15 +19,12 @@ import {
   type PQCSession,
 } from '@pqc-mcp/core';
 import { sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
+import { REDIS_MISSING_HINT, testRedisUrl } from '@pqc-mcp/test-kit';
 import { createClient } from 'redis';
 import { createToolServer } from '../../../examples/shared/tools.js';
 
-/** The Redis every test uses: `PQC_TEST_REDIS_URL`, default the one `scripts/redis-test-server.sh start` runs. */
-export const REDIS_URL = process.env.PQC_TEST_REDIS_URL ?? 'redis://127.0.0.1:6390';
-
-export const HOW_TO_START_REDIS =
-  'start it with `bash scripts/redis-test-server.sh start` (installs the Debian redis-server if missing, listens on ' +
-  '127.0.0.1:6390), or point PQC_TEST_REDIS_URL at another one';
+/** The Redis every test uses (started by the jest global setup). */
+export const REDIS_URL = testRedisUrl();
 
 function rawClient(url: string) {
   return createClient({ url, socket: { connectTimeout: 1500, reconnectStrategy: false } });
@@ -49,7 +44,7 @@ export async function connectTestRedis(url = REDIS_URL): Promise<RawRedis> {
     await client.ping();
   } catch (err) {
     await client.destroy();
-    throw new Error(`Redis is not reachable at ${url} (${err instanceof Error ? err.message : String(err)}): ${HOW_TO_START_REDIS}`, {
+    throw new Error(`Redis is not reachable at ${url} (${err instanceof Error ? err.message : String(err)}): ${REDIS_MISSING_HINT}`, {
       cause: err,
     });
   }
@@ -78,11 +73,6 @@ export async function deletePrefix(redis: RawRedis, prefix: string): Promise<voi
 export async function redisUsedMemory(redis: RawRedis): Promise<number> {
   const info = await redis.info('memory');
   return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
-}
-
-/** Fixed-seed identities (failures must reproduce). */
-export function seededIdentity(byte: number, algorithm: 'ML-DSA-44' | 'ML-DSA-65' | 'ML-DSA-87' = 'ML-DSA-65'): AgentIdentity {
-  return AgentIdentity.fromSeed(new Uint8Array(32).fill(byte), { algorithm, name: `agent-${byte}` });
 }
 
 /**
@@ -241,80 +231,6 @@ function plainReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Map) return Object.fromEntries(value);
   if (typeof value === 'object' && value !== null && 'lexeme' in value) return Number((value as { lexeme: string }).lexeme);
   return value;
-}
-
-/** A free TCP port on loopback. */
-export async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** A redis-server process of the test's own (so the test can stop, freeze and restart it). */
-export class OwnRedis {
-  #child: ChildProcess | undefined;
-
-  constructor(readonly port: number) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
-  /** Starts redis-server on the port and waits until it answers. */
-  async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    this.#child = child;
-    const failed = new Promise<never>((_, reject) => {
-      child.once('error', (err) =>
-        reject(new Error(`cannot run redis-server (${err.message}): install it with \`bash scripts/redis-test-server.sh start\``)),
-      );
-    });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const probe = createClient({ url: this.url, socket: { connectTimeout: 500, reconnectStrategy: false } });
-      probe.on('error', () => {});
-      try {
-        await Promise.race([probe.connect(), failed]);
-        await probe.ping();
-        await probe.close();
-        return;
-      } catch (err) {
-        await probe.destroy();
-        if (err instanceof Error && err.message.startsWith('cannot run')) throw err;
-        if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not answer within 10 s`, { cause: err });
-        await sleep(50);
-      }
-    }
-  }
-
-  /** Kills the process (SIGKILL) and waits for it to exit: connections are refused from then on. */
-  async kill(): Promise<void> {
-    const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-    await exited;
-    this.#child = undefined;
-  }
-
-  /** Freezes the process (SIGSTOP): connections stay open but nothing answers. */
-  freeze(): void {
-    this.#child?.kill('SIGSTOP');
-  }
-
-  /** Unfreezes it (SIGCONT). */
-  thaw(): void {
-    this.#child?.kill('SIGCONT');
-  }
 }
 
 export function sleep(ms: number): Promise<void> {

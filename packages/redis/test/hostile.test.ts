@@ -7,13 +7,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MessageSigner, PQCHandshake, PQC_ENVELOPE_HEADER, utf8 } from '@pqc-mcp/core';
 import { RedisSessionStore } from '../src/index.js';
+import { freePort, seededIdentity } from '@pqc-mcp/test-kit';
 import {
   REDIS_URL,
   RawClient,
   connectTestRedis,
   deletePrefix,
-  freePort,
-  seededIdentity,
   sleep,
   startServer,
   uniquePrefix,
@@ -136,7 +135,7 @@ function chunked(server: TestServer, total: number): Promise<Response> {
 }
 
 const CASES: Case[] = [
-  // Bytes and JSON (PROTOCOL.md §2)
+  // Bytes and JSON (docs/PROTOCOL.md §2)
   { what: 'a body that is not JSON', status: 400, reason: 'malformed_json', send: () => post(a, '{"jsonrpc": "2.0", "id": 1,') },
   { what: 'invalid UTF-8 in a string', status: 400, reason: 'malformed_json', send: () => post(a, new Uint8Array([...utf8('{"a":"'), 0xff, ...utf8('"}')])) },
   { what: 'a byte-order mark before the JSON', status: 400, reason: 'malformed_json', send: async () => post(a, `\ufeff${(await call(alice)).text}`) },

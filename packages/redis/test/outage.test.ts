@@ -7,13 +7,21 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pqcFetch } from '@pqc-mcp/core';
 import { RedisSessionStore } from '../src/index.js';
-import { OwnRedis, RawClient, freePort, reasonOf, seededIdentity, sleep, startServer, trackUnhandledRejections, type TestServer } from './helpers.js';
+import { RedisProcess, freePort, report, seededIdentity } from '@pqc-mcp/test-kit';
+import {
+  RawClient,
+  reasonOf,
+  sleep,
+  startServer,
+  trackUnhandledRejections,
+  type TestServer,
+} from './helpers.js';
 
 const SERVER = seededIdentity(41);
 const CLIENT = seededIdentity(42);
 const COMMAND_TIMEOUT_MS = 300;
 
-let own: OwnRedis;
+let own: RedisProcess;
 let store: RedisSessionStore;
 let server: TestServer;
 let unhandled: ReturnType<typeof trackUnhandledRejections>;
@@ -21,7 +29,7 @@ const storeErrors: unknown[] = [];
 
 beforeAll(async () => {
   unhandled = trackUnhandledRejections();
-  own = new OwnRedis(await freePort());
+  own = new RedisProcess(await freePort());
   await own.start();
   store = new RedisSessionStore({ url: own.url, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, onError: (e) => storeErrors.push(e) });
   server = await startServer({ identity: SERVER, store });
@@ -68,7 +76,7 @@ test('Redis frozen (SIGSTOP): 503 store_unavailable within the command deadline;
     await expect(handshake).rejects.toThrow(/503.*store_unavailable/);
     await serverAlive();
     const ms = answers.map((a) => a.ms);
-    console.log(
+    report(
       `[outage] Redis frozen: ${answers.length} requests → 503 store_unavailable, ` +
         `answer time p50 ${percentile(ms, 50).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms (command deadline ${COMMAND_TIMEOUT_MS} ms)`,
     );
@@ -122,7 +130,7 @@ test('Redis killed: 503 store_unavailable at once, the server keeps running; res
   await raw.handshake(server.url);
   expect((await call(raw)).status).toBe(200);
   await mcp.close();
-  console.log(
+  report(
     `[outage] Redis killed: ${answers.length} requests → 503 store_unavailable, answer time p50 ${percentile(ms, 50).toFixed(1)} ms, ` +
       `max ${Math.max(...ms).toFixed(1)} ms; down ${(restartedAt - killedAt).toFixed(0)} ms; traffic back ${recoveryMs.toFixed(0)} ms ` +
       `after the restart (${attempts} tries); client errors reported to onError: ${storeErrors.length}; unhandled rejections: ${unhandled.count()}`,

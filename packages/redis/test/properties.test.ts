@@ -20,7 +20,14 @@ import {
   type JsonValue,
   type PQCReason,
 } from '@pqc-mcp/core';
-import { RawClient, reasonOf, seededIdentity, startServer, trackUnhandledRejections, type TestServer } from './helpers.js';
+import { report, seededIdentity } from '@pqc-mcp/test-kit';
+import {
+  RawClient,
+  reasonOf,
+  startServer,
+  trackUnhandledRejections,
+  type TestServer,
+} from './helpers.js';
 
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
 const runs = (numRuns: number): fc.Parameters<unknown> => (seed === undefined ? { numRuns } : { numRuns, seed });
@@ -80,7 +87,7 @@ function scramble(value: unknown, random: () => number): string {
 
 const jsonValues = fc.jsonValue({ maxDepth: 6, stringUnit: 'binary' });
 
-describe('canonical form (PROTOCOL.md §2)', () => {
+describe('canonical form (docs/PROTOCOL.md §2)', () => {
   test('idempotent, independent of key order, whitespace, escapes and float spelling, and the same value', () => {
     fc.assert(
       fc.property(jsonValues, fc.integer(), fc.integer(), (value, seedA, seedB) => {
@@ -193,7 +200,7 @@ describe('any single-byte change to the signed part of a message is rejected', (
     untouched.set(sigMember, insertAt);
     untouched.set(signedBytes.subarray(insertAt), insertAt + sigMember.length);
     expect(await verifyWithStore(parseLossless(untouched), { store })).toMatchObject({ ok: true });
-    console.log(`[property] ${signedBytes.length}-byte signed part, 300 single-byte flips → rejected as ${JSON.stringify(reasons)}`);
+    report(`[property] ${signedBytes.length}-byte signed part, 300 single-byte flips → rejected as ${JSON.stringify(reasons)}`);
   });
 });
 
@@ -223,7 +230,7 @@ describe('random junk never crashes a server and always gets a §6 error', () =>
   afterAll(async () => {
     await server.close();
     unhandled.stop();
-    console.log(`[property] junk answers (status reason → count): ${JSON.stringify(statuses)}`);
+    report(`[property] junk answers (status reason → count): ${JSON.stringify(statuses)}`);
   });
 
   const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));

@@ -13,13 +13,13 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MemorySessionStore, PQCHandshake, pqcFetch, type FetchLike, type PQCServerOptions, type SessionStore } from '@pqc-mcp/core';
 import { RedisSessionStore } from '../src/index.js';
+import { seededIdentity } from '@pqc-mcp/test-kit';
 import {
   REDIS_URL,
   RawClient,
   connectTestRedis,
   deletePrefix,
   reasonOf,
-  seededIdentity,
   sleep,
   startServer,
   uniquePrefix,

@@ -1,11 +1,11 @@
 import { PQCTransportError, type SessionRecord } from '@pqc-mcp/core';
 import { createClient } from 'redis';
 import { RedisSessionStore, redisKeys, storeFromEnv } from '../src/index.js';
+import { freePort } from '@pqc-mcp/test-kit';
 import {
   REDIS_URL,
   connectTestRedis,
   deletePrefix,
-  freePort,
   keysUnder,
   sleep,
   trackUnhandledRejections,

@@ -1,4 +1,4 @@
-/** The ML-DSA parameter sets of FIPS 204, named exactly as on the wire (PROTOCOL.md §1). */
+/** The ML-DSA parameter sets of FIPS 204, named exactly as on the wire (docs/PROTOCOL.md §1). */
 export type Algorithm = 'ML-DSA-44' | 'ML-DSA-65' | 'ML-DSA-87';
 
 /** Every algorithm, strongest last. */

@@ -1,5 +1,5 @@
 /**
- * pqc-json (PROTOCOL.md §2): the canonical text of a JSON value, exactly what CPython writes with
+ * pqc-json (docs/PROTOCOL.md §2): the canonical text of a JSON value, exactly what CPython writes with
  * `json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))`, and the compact wire serializer.
  */
 import { PQCTransportError } from '../errors.js';
@@ -289,7 +289,7 @@ export function canonicalJson(value: unknown): string {
   return out;
 }
 
-/** PROTOCOL.md §2 on a text: the canonical form of a received JSON text (strict lossless parse, then canonicalJson). */
+/** docs/PROTOCOL.md §2 on a text: the canonical form of a received JSON text (strict lossless parse, then canonicalJson). */
 export function canonicalize(text: string | Uint8Array): string {
   return canonicalJson(parseLossless(text));
 }

@@ -1,5 +1,5 @@
 /**
- * Strict, lossless JSON parsing (PROTOCOL.md §2): RFC 8259 only, every number keeps the lexeme its sender wrote,
+ * Strict, lossless JSON parsing (docs/PROTOCOL.md §2): RFC 8259 only, every number keeps the lexeme its sender wrote,
  * objects are `Map`s in insertion order, duplicate keys and nesting deeper than {@link MAX_DEPTH} are rejected.
  */
 import { PQCTransportError } from '../errors.js';
@@ -365,7 +365,7 @@ class Parser {
 }
 
 /**
- * Strict RFC 8259 parse keeping number lexemes (PROTOCOL.md §2). A `Uint8Array` must be UTF-8 without a byte-order
+ * Strict RFC 8259 parse keeping number lexemes (docs/PROTOCOL.md §2). A `Uint8Array` must be UTF-8 without a byte-order
  * mark. Throws `PQCTransportError('malformed_json')` saying what is wrong and at which offset (UTF-16 units of the
  * decoded text).
  */

@@ -1,6 +1,6 @@
 /**
  * The conformance suite every server adapter runs over real HTTP, with the real MCP SDK server behind it:
- * the SDK client through `pqcFetch` (SSE and JSON), then PROTOCOL.md §3–§6 request by request: each rejection of §6
+ * the SDK client through `pqcFetch` (SSE and JSON), then docs/PROTOCOL.md §3–§6 request by request: each rejection of §6
  * with its status, reason, id and `WWW-Authenticate`, and after each one a valid request still answered.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -16,8 +16,9 @@ import {
   type JsonValue,
   type PQCServerOptions,
   type PQCSession,
-} from '../src/index.js';
-import { readVector, seededIdentity, type ProtocolVectors } from './helpers.js';
+} from '@pqc-mcp/core';
+import { seededIdentity } from './identities.js';
+import { readVector, type ProtocolVectors } from './vectors.js';
 
 /** A server started by an adapter's test for the suite. */
 export interface ServerUnderTest {
@@ -179,7 +180,7 @@ class RawClient {
     return messages.find((m) => 'result' in m || 'error' in m)!;
   }
 
-  /** A bodyless request with its PQC-Envelope (PROTOCOL.md §4). */
+  /** A bodyless request with its PQC-Envelope (docs/PROTOCOL.md §4). */
   async bodyless(method: 'GET' | 'DELETE', envelope?: string, signal?: AbortSignal): Promise<Response> {
     const url = new URL(this.url);
     const headers: Record<string, string> = { accept: 'text/event-stream' };

@@ -1,0 +1,7 @@
+/** @pqc-mcp/test-kit: what the tests of every package share (private, never published). */
+export * from './vectors.js';
+export * from './identities.js';
+export * from './conformance.js';
+export * from './redis.js';
+export * from './redis-process.js';
+export * from './report.js';

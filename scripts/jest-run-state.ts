@@ -1,0 +1,10 @@
+/** What the jest global setup hands to its teardown (both run in jest's main process). */
+import type { RedisProcess } from '../packages/test-kit/src/redis-process.ts';
+
+export const runState: { redis?: RedisProcess } = {};
+
+/** A block of text that stands out in the test output. */
+export function banner(text: string): string {
+  const rule = '!'.repeat(100);
+  return `\n${rule}\n${text}\n${rule}\n\n`;
+}
