@@ -14,7 +14,7 @@
  * Where state lives, and why:
  *   - PQC sessions and the nonces seen are in one `PQCSessionStoreObject`: every isolate, in every location, checks
  *     a replay against the same strongly consistent store (an isolate's memory is neither shared nor lasting, and
- *     Workers KV is eventually consistent: see @pqc-mcp/hono/durable-object).
+ *     Workers KV is eventually consistent: see @pqc-mcp/durable-object).
  *   - The MCP session is stateful, in a Durable Object per Mcp-Session-Id. The SDK's stateful transport keeps the
  *     session in memory (its GET stream, the requests in flight), and Worker isolates are not sticky: two requests
  *     of one session may reach two isolates. A Durable Object gives each MCP session a single home, so GET streams,
@@ -28,7 +28,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { AgentIdentity, detectBackends } from '@pqc-mcp/core';
 import { pqc, type PQCVariables } from '@pqc-mcp/hono';
-import { DurableObjectSessionStore, PQCSessionStoreObject, type DurableObjectNamespaceLike } from '@pqc-mcp/hono/durable-object';
+import { DurableObjectSessionStore, PQCSessionStoreObject, type DurableObjectNamespaceLike } from '@pqc-mcp/durable-object';
 import { Hono } from 'hono';
 import { readLimits, readProfiles } from './shared/env.js';
 import { createToolServer } from './shared/tools.js';

@@ -46,7 +46,7 @@ function moduleReferences(text: string): string[] {
 const ENTRIES: [string, string][] = [
   ['@pqc-mcp/core', path.join(ROOT, 'packages/core/src/index.ts')],
   ['@pqc-mcp/hono', path.join(ROOT, 'packages/hono/src/index.ts')],
-  ['@pqc-mcp/hono/durable-object', path.join(ROOT, 'packages/hono/src/durable-object/index.ts')],
+  ['@pqc-mcp/durable-object', path.join(ROOT, 'packages/durable-object/src/index.ts')],
   ['examples/edge-worker.ts (with the MCP SDK, Hono, zod)', EDGE_WORKER_ENTRY],
 ];
 

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Miniflare, type MiniflareOptions } from 'miniflare';
 import { MessageSigner, PQCHandshake, PQCTransportError, type SessionRecord } from '@pqc-mcp/core';
-import { DurableObjectSessionStore, type DurableObjectNamespaceLike } from '@pqc-mcp/hono/durable-object';
+import { DurableObjectSessionStore, type DurableObjectNamespaceLike } from '@pqc-mcp/durable-object';
 import { buildEdgeWorker, edgeWorkerOptions } from '../../../examples/shared/edge.js';
 import { CONFORMANCE_SERVER_IDENTITY, runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { seededIdentity } from '@pqc-mcp/test-kit';

@@ -1,5 +1,5 @@
 /**
- * `@pqc-mcp/hono/durable-object`: a `SessionStore` on a Cloudflare Durable Object, for PQC servers on Workers.
+ * `@pqc-mcp/durable-object`: a `SessionStore` on a Cloudflare Durable Object, for PQC servers on Workers.
  *
  * A Worker runs in many isolates at once, in many locations, and an isolate's memory lives only as long as the
  * isolate: a `MemorySessionStore` there forgets sessions at random and, worse, two isolates would each accept the
@@ -19,7 +19,7 @@
  *     A call that fails (the object cannot be reached) throws, and the server answers `store_unavailable`.
  *
  * ```ts
- * import { DurableObjectSessionStore, PQCSessionStoreObject } from '@pqc-mcp/hono/durable-object';
+ * import { DurableObjectSessionStore, PQCSessionStoreObject } from '@pqc-mcp/durable-object';
  * export { PQCSessionStoreObject };
  * // in fetch(request, env): pqc({ identity, store: new DurableObjectSessionStore(env.PQC_SESSIONS) })
  * ```
