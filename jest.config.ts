@@ -21,7 +21,7 @@ const project = (name: string): Config => ({
   transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/)?(@noble[+/]|cookie[@/]))'],
   moduleNameMapper: {
     '^@pqc-mcp/([^/]+)$': '<rootDir>/../$1/src/index.ts',
-    '^@pqc-mcp/([^/]+)/(.+)$': '<rootDir>/../$1/src/$2/index.ts',
+    '^@pqc-mcp/([^/]+)/(.+)$': '<rootDir>/../$1/src/$2',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',

@@ -6,21 +6,19 @@ import type { PQCReason } from './errors.js';
 import { AgentIdentity, PeerIdentity, didFromPublicKey, isDid } from './identity.js';
 import { canonicalJson, serializeJson } from './json/canonical.js';
 import { JsonNumber, parseLossless, toPlain, type JsonObject, type JsonValue } from './json/lossless.js';
+import { DEFAULT_CLOCK_SKEW_SEC, EMPTY_CONTEXT, ENVELOPE_KEY, MESSAGE_CONTEXT } from './protocol.js';
+import type { Profile } from './store/types.js';
 import { formatTimestamp, nowMs, parseTimestamp, type Clock } from './time.js';
 
-/** Protocol profiles: 2 is the hardened default, 1 the seed's format (opt-in, docs/PROTOCOL.md §7). */
-export type Profile = 1 | 2;
-
-/** The top-level member that carries the envelope. */
-export const ENVELOPE_KEY = '_pqc';
-
-/** ML-DSA context of v2 message signatures. */
-export const MESSAGE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/message');
-/** The empty context the v1 profile signs with. */
-export const EMPTY_CONTEXT: Uint8Array = new Uint8Array(0);
-
-/** Default allowed clock skew, seconds (docs/PROTOCOL.md §3). */
-export const DEFAULT_CLOCK_SKEW_SEC = 300;
+/**
+ * The HTTP request a client message was sent in (`http` in the envelope, docs/PROTOCOL.md §3): method, the
+ * origin-form target exactly as sent, and the `Mcp-Session-Id` header sent (or null).
+ */
+export interface HttpBinding {
+  method: string;
+  path: string;
+  mcpSessionId: string | null;
+}
 
 /** The `_pqc` envelope of docs/PROTOCOL.md §3 (v2) and §7 (v1). Unknown members are allowed and signed. */
 export interface PqcEnvelope {
@@ -31,6 +29,8 @@ export interface PqcEnvelope {
   nonce: string;
   session_id?: string;
   in_reply_to?: string;
+  http?: { method: string; path: string; mcp_session_id: string | null };
+  mcp_session_id?: string;
   public_key?: string;
   signature: string;
   [member: string]: unknown;
@@ -40,8 +40,12 @@ export interface PqcEnvelope {
 export interface SignOptions {
   /** The session the message belongs to; required by v2. */
   sessionId?: string;
-  /** The nonce of the request this message answers (server messages in a POST response). */
+  /** The nonce of the request this message answers (§3). */
   inReplyTo?: string;
+  /** The HTTP request a client message is sent in (required on client messages in a POST body, §3). */
+  http?: HttpBinding;
+  /** The `Mcp-Session-Id` of the response a server message is sent in (§3). */
+  mcpSessionId?: string;
   /** Put the signer's public key in the envelope (v2 default false; v1 always includes it). */
   includePublicKey?: boolean;
   /** 2 (default) or 1 (the seed's format). */
@@ -73,6 +77,10 @@ export interface ParsedEnvelope {
   readonly nonce: string;
   readonly sessionId: string | undefined;
   readonly inReplyTo: string | undefined;
+  /** The HTTP request a client message says it was sent in. */
+  readonly http: HttpBinding | undefined;
+  /** The `Mcp-Session-Id` a server message says its response carries. */
+  readonly mcpSessionId: string | undefined;
   readonly publicKeyHex: string | undefined;
   readonly signatureHex: string;
   /** The signature bytes, decoded once from `signatureHex`. */
@@ -96,6 +104,15 @@ export interface EnvelopePolicy {
   clockSkewSec?: number;
   /** The receiver's clock (default: now). */
   now?: Clock;
+  /**
+   * The `http` member of a v2 envelope (§3): `'required'` on client messages in a POST body, `'forbidden'` on server
+   * messages and on the envelope of a GET or DELETE; `'optional'` (default) only checks its shape.
+   */
+  http?: 'required' | 'forbidden' | 'optional';
+  /** Whether a v2 envelope may carry `mcp_session_id` (server messages only, §3; default true). */
+  mcpSessionId?: boolean;
+  /** The session every message must name (the `PQC-Session` header of a POST, §3). */
+  sessionId?: string;
 }
 
 const fail = (reason: PQCReason, detail: string): { ok: false; reason: PQCReason; detail: string } => ({
@@ -106,6 +123,24 @@ const fail = (reason: PQCReason, detail: string): { ok: false; reason: PQCReason
 
 function isObject(value: JsonValue | undefined): value is JsonObject {
   return value instanceof Map;
+}
+
+/** Longest `http.path` and `mcp_session_id` accepted. */
+const MAX_BINDING_LENGTH = 8192;
+const HTTP_METHOD = /^[A-Z]{1,16}$/;
+/** MCP session ids are visible ASCII (MCP Streamable HTTP). */
+const MCP_SESSION_ID = /^[\x21-\x7e]{1,1024}$/;
+
+/** The `http` member, exactly `method`, `path` and `mcp_session_id` (null when absent; undefined when malformed). */
+function readHttp(value: JsonValue): HttpBinding | undefined {
+  if (!isObject(value) || value.size !== 3) return undefined;
+  const method = value.get('method');
+  const path = value.get('path');
+  const mcpSessionId = value.get('mcp_session_id');
+  if (typeof method !== 'string' || !HTTP_METHOD.test(method)) return undefined;
+  if (typeof path !== 'string' || !path.startsWith('/') || path.length > MAX_BINDING_LENGTH) return undefined;
+  if (mcpSessionId !== null && !(typeof mcpSessionId === 'string' && MCP_SESSION_ID.test(mcpSessionId))) return undefined;
+  return { method, path, mcpSessionId };
 }
 
 function optionalHex(env: JsonObject, key: string, bytes?: number): string | undefined | null {
@@ -144,6 +179,16 @@ export function checkEnvelope(message: JsonValue, policy: EnvelopePolicy = {}): 
   if (inReplyTo === null) return fail('invalid_envelope', 'in_reply_to is not 32 lowercase hex characters');
   const publicKeyHex = optionalHex(env, 'public_key');
   if (publicKeyHex === null) return fail('invalid_envelope', 'public_key is not lowercase hex');
+  const httpValue = env.get('http');
+  const http = httpValue === undefined ? undefined : readHttp(httpValue);
+  if (httpValue !== undefined && http === undefined) {
+    return fail('invalid_envelope', 'http is not {"method","path","mcp_session_id"} of the request');
+  }
+  const mcpValue = env.get('mcp_session_id');
+  if (mcpValue !== undefined && !(typeof mcpValue === 'string' && MCP_SESSION_ID.test(mcpValue))) {
+    return fail('invalid_envelope', 'mcp_session_id is not an MCP session id');
+  }
+  const mcpSessionId = mcpValue as string | undefined;
 
   const profiles = policy.profiles ?? [2];
   let profile: Profile;
@@ -155,6 +200,12 @@ export function checkEnvelope(message: JsonValue, policy: EnvelopePolicy = {}): 
     if (v.toNumber() !== 2 || !profiles.includes(2)) return fail('unsupported_version', `version ${v.lexeme} is not accepted`);
     profile = 2;
     if (sessionId === undefined) return fail('invalid_envelope', 'a v2 envelope must carry session_id');
+    const httpRule = policy.http ?? 'optional';
+    if (httpRule === 'required' && http === undefined) return fail('invalid_envelope', 'a client message must carry http');
+    if (httpRule === 'forbidden' && http !== undefined) return fail('invalid_envelope', 'this envelope must not carry http');
+    if (policy.mcpSessionId === false && mcpSessionId !== undefined) {
+      return fail('invalid_envelope', 'a client message carries its Mcp-Session-Id in http, not in mcp_session_id');
+    }
   }
 
   if (!isAlgorithm(algorithm) || !(policy.algorithms ?? ALGORITHMS).includes(algorithm)) {
@@ -165,6 +216,9 @@ export function checkEnvelope(message: JsonValue, policy: EnvelopePolicy = {}): 
   }
   if (publicKeyHex !== undefined && publicKeyHex.length !== PUBLIC_KEY_BYTES[algorithm] * 2) {
     return fail('invalid_envelope', `public_key is not ${PUBLIC_KEY_BYTES[algorithm]} bytes`);
+  }
+  if (policy.sessionId !== undefined && sessionId !== policy.sessionId) {
+    return fail('invalid_envelope', 'session_id is not the session of the PQC-Session header');
   }
 
   const timestampMs = parseTimestamp(timestamp);
@@ -183,6 +237,8 @@ export function checkEnvelope(message: JsonValue, policy: EnvelopePolicy = {}): 
       nonce,
       sessionId,
       inReplyTo,
+      http,
+      mcpSessionId,
       publicKeyHex,
       signatureHex,
       signature,
@@ -335,6 +391,10 @@ export class MessageSigner {
     }
     if (sessionId !== undefined && !isLowerHex(sessionId, 16)) throw new TypeError('sessionId must be 32 lowercase hex');
     if (inReplyTo !== undefined && !isLowerHex(inReplyTo, 16)) throw new TypeError('inReplyTo must be 32 lowercase hex');
+    const { http, mcpSessionId } = options;
+    if (http !== undefined && (typeof http !== 'object' || http === null || !HTTP_METHOD.test(http.method) || !http.path.startsWith('/'))) {
+      throw new TypeError('http must be { method, path, mcpSessionId } of the request');
+    }
     const tree = typeof message === 'string' || message instanceof Uint8Array ? parseLossless(message) : message;
     if (tree instanceof Map) {
       // fine: lossless object
@@ -352,6 +412,8 @@ export class MessageSigner {
     if (profile === 2) {
       envelope.session_id = sessionId;
       if (inReplyTo !== undefined) envelope.in_reply_to = inReplyTo;
+      if (http !== undefined) envelope.http = { method: http.method, path: http.path, mcp_session_id: http.mcpSessionId };
+      if (mcpSessionId !== undefined) envelope.mcp_session_id = mcpSessionId;
       if (options.includePublicKey) envelope.public_key = id.publicKeyHex;
     } else {
       envelope.public_key = id.publicKeyHex;

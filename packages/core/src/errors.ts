@@ -18,10 +18,12 @@ export type PQCReason =
   | 'invalid_signature'
   | 'replay_detected'
   | 'handshake_failed'
+  | 'target_mismatch'
   | 'peer_not_authorized'
   | 'body_too_large'
   | 'too_many_sessions'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  | 'rate_limited';
 
 /** The HTTP status each reason is answered with (docs/PROTOCOL.md §6). */
 export const REASON_HTTP_STATUS: Readonly<Record<PQCReason, number>> = Object.freeze({
@@ -38,14 +40,13 @@ export const REASON_HTTP_STATUS: Readonly<Record<PQCReason, number>> = Object.fr
   invalid_signature: 401,
   replay_detected: 401,
   handshake_failed: 401,
+  target_mismatch: 401,
   peer_not_authorized: 403,
   body_too_large: 413,
   too_many_sessions: 503,
   store_unavailable: 503,
+  rate_limited: 503,
 });
-
-/** JSON-RPC error code used for every rejection by the PQC layer. */
-export const PQC_ERROR_CODE = -32010;
 
 /** True when `value` is one of the reasons of docs/PROTOCOL.md §6. */
 export function isPQCReason(value: unknown): value is PQCReason {
@@ -102,7 +103,10 @@ export class PeerNotAuthenticatedError extends PQCTransportError {
   }
 }
 
-/** Builds the most specific error class for a reason. */
+/**
+ * The most specific error class for a reason: the one mapping of reasons to classes, used by every part that raises
+ * a reason it received or decided (docs/PROTOCOL.md §6's client rules name these classes).
+ */
 export function errorForReason(reason: PQCReason, message?: string): PQCTransportError {
   switch (reason) {
     case 'session_expired':
@@ -120,6 +124,10 @@ export function errorForReason(reason: PQCReason, message?: string): PQCTranspor
     case 'missing_envelope':
     case 'invalid_envelope':
     case 'stale_timestamp':
+    case 'malformed_json':
+    case 'unsupported_version':
+    case 'unsupported_algorithm':
+    case 'target_mismatch':
       return new SignatureVerificationError(reason, message);
     default:
       return new PQCTransportError(reason, message);

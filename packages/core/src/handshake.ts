@@ -2,30 +2,30 @@ import type { AuditLog } from './audit.js';
 import { fromHex, isLowerHex, randomBytes, toHex, utf8 } from './bytes.js';
 import { ALGORITHMS, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, isAlgorithm, type Algorithm } from './crypto/algorithms.js';
 import { sha3_256, sha3_256Hex } from './crypto/hash.js';
-import { EMPTY_CONTEXT, DEFAULT_CLOCK_SKEW_SEC, type Profile } from './envelope.js';
 import { HandshakeError, PQCTransportError, type PQCReason } from './errors.js';
 import { AgentIdentity, PeerIdentity, isDid } from './identity.js';
 import { canonicalJson } from './json/canonical.js';
 import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from './json/lossless.js';
 import {
+  DEFAULT_CLOCK_SKEW_SEC,
   DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_CLIENT,
   DEFAULT_SESSION_TTL_SEC,
-  PQCSession,
-  type PQCSessionOptions,
-  type SessionRecord,
-  type SessionStore,
-} from './session.js';
+  EMPTY_CONTEXT,
+  HANDSHAKE_REQUEST_CONTEXT,
+  HANDSHAKE_RESPONSE_CONTEXT,
+  nonceRetentionSec,
+} from './protocol.js';
+import { PQCSession, type PQCSessionOptions } from './session.js';
+import type { Profile, SessionRecord, SessionStore } from './store/types.js';
 import { formatTimestamp, nowMs, parseTimestamp, type Clock } from './time.js';
-
-/** ML-DSA context of the client's handshake signature (v2). */
-export const HANDSHAKE_REQUEST_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-request');
-/** ML-DSA context of the server's handshake signature (v2). */
-export const HANDSHAKE_RESPONSE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-response');
 
 /** What the client keeps between `initiate` and `complete`. */
 export interface PendingHandshake {
   readonly profile: Profile;
   readonly clientDid: string;
+  /** The server the request is for (`server_did`, v2). */
+  readonly serverDid: string | undefined;
   readonly nonce: string;
   readonly timestamp: string;
   /** Hex SHA3-256 of pqc-json(the whole request), which a v2 server echoes. */
@@ -49,8 +49,10 @@ export interface RespondOptions {
   clockSkewSec?: number;
   /** Session lifetime, seconds (default 3600). */
   sessionTtlSec?: number;
-  /** Bound on live sessions (default 10 000). */
+  /** Bound on live sessions (default 10 000): one more ends the least recently used. */
   maxSessions?: number;
+  /** Bound on live sessions per client key (default 16): one more ends that client's oldest. */
+  maxSessionsPerClient?: number;
   /** Called with the authenticated client before a session is opened. */
   authorize?: Authorizer;
   /** Where the handshake is recorded. */
@@ -59,11 +61,13 @@ export interface RespondOptions {
   now?: Clock;
 }
 
-/** What `respond` returns: the response text to send and the session it opened. */
+/** What `respond` returns: the response text to send, the session it opened and those it ended to make room. */
 export interface HandshakeResponse {
   response: string;
   session: SessionRecord;
   client: PeerIdentity;
+  /** Sessions ended by the limits of §9 to open this one. */
+  ended: string[];
 }
 
 /** Options of `PQCHandshake.complete` (the client side). */
@@ -163,10 +167,14 @@ export const PQCHandshake = {
   /** Client: builds a signed handshake request. Send `request`, keep `pending` for `complete`. */
   async initiate(
     identity: AgentIdentity,
-    options: { profile?: Profile; now?: Clock } = {},
+    options: { profile?: Profile; serverDid?: string; now?: Clock } = {},
   ): Promise<{ request: string; pending: PendingHandshake }> {
     const profile = options.profile ?? 2;
     if (profile !== 1 && profile !== 2) throw new TypeError('profile must be 1 or 2');
+    const serverDid = options.serverDid;
+    if (profile === 2 && !isDid(serverDid)) {
+      throw new TypeError('a v2 handshake names the server it is for: give serverDid (GET <base>/pqc/handshake tells it)');
+    }
     const nonce = newHex16();
     const timestamp = formatTimestamp(nowMs(options.now));
     const body: Record<string, unknown> = { type: 'pqc_handshake_request' };
@@ -174,6 +182,7 @@ export const PQCHandshake = {
     body.client_did = identity.did;
     body.client_public_key = identity.publicKeyHex;
     body.algorithm = identity.algorithm;
+    if (profile === 2) body.server_did = serverDid;
     body.timestamp = timestamp;
     body.nonce = nonce;
     const signature =
@@ -184,13 +193,22 @@ export const PQCHandshake = {
     const request = JSON.stringify(body);
     return {
       request,
-      pending: { profile, clientDid: identity.did, nonce, timestamp, requestDigest: sha3_256Hex(canonicalJson(body)), request },
+      pending: {
+        profile,
+        clientDid: identity.did,
+        serverDid: profile === 2 ? serverDid : undefined,
+        nonce,
+        timestamp,
+        requestDigest: sha3_256Hex(canonicalJson(body)),
+        request,
+      },
     };
   },
 
   /**
-   * Server: checks a handshake request (shape, algorithm, DID, freshness, signature, replay, authorization, session
-   * limit, in that order), opens a session in `options.store` and returns the signed response.
+   * Server: checks a handshake request (shape, algorithm, DID, the server it names, freshness, signature, replay,
+   * authorization, in that order), opens a session in `options.store` under the limits of §9 and returns the signed
+   * response. The replay check follows the signature, so that forged requests cannot fill the replay cache.
    * Throws `HandshakeError` whose `reason` and `httpStatus` say why (docs/PROTOCOL.md §6).
    */
   async respond(
@@ -218,6 +236,9 @@ export const PQCHandshake = {
 
       const client = new PeerIdentity(algorithm, clientKeyHex, { backend: serverIdentity.backend });
       if (client.did !== clientDid) reject('did_mismatch', 'client_did is not the DID of client_public_key');
+      if (profile === 2 && readDid(fields, 'server_did') !== serverIdentity.did) {
+        reject('peer_mismatch', 'server_did names another server: this handshake was meant for it');
+      }
       const timestampMs = parseTimestamp(timestamp);
       if (Number.isNaN(timestampMs)) reject('invalid_envelope', 'timestamp is not an RFC 3339 date-time with offset');
       const skewSec = options.clockSkewSec ?? DEFAULT_CLOCK_SKEW_SEC;
@@ -232,7 +253,7 @@ export const PQCHandshake = {
         reject('invalid_signature', 'the request signature does not verify');
       }
       // Recorded only once the signature holds, so forged requests cannot burn a client's nonces.
-      if (!(await storeCall(() => options.store.recordHandshake(`${clientDid}:${nonce}`, 2 * skewSec)))) {
+      if (!(await storeCall(() => options.store.recordHandshake(`${clientDid}:${nonce}`, timestampMs, nonceRetentionSec(skewSec))))) {
         reject('replay_detected', 'this handshake request was seen before');
       }
       if (!(await isAuthorized(options.authorize, client))) reject('peer_not_authorized', 'the client is not authorized');
@@ -248,7 +269,13 @@ export const PQCHandshake = {
         createdAt: now,
         expiresAt: now + ttlSec * 1000,
       };
-      await storeCall(() => options.store.createSession(session, { maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS }));
+      const ended = await storeCall(() =>
+        options.store.createSession(session, {
+          maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
+          maxSessionsPerClient: options.maxSessionsPerClient ?? DEFAULT_MAX_SESSIONS_PER_CLIENT,
+          retentionSec: nonceRetentionSec(skewSec),
+        }),
+      );
 
       const serverNonce = newHex16();
       const body: Record<string, unknown> = { type: 'pqc_handshake_response' };
@@ -278,9 +305,9 @@ export const PQCHandshake = {
         signature_truncated: signatureHex,
         digest: toHex(signedDigest),
         verified: true,
-        details: { profile, expires_at: formatTimestamp(session.expiresAt) },
+        details: { profile, expires_at: formatTimestamp(session.expiresAt), ...(ended.length > 0 ? { ended } : {}) },
       });
-      return { response: JSON.stringify(body), session, client };
+      return { response: JSON.stringify(body), session, client, ended };
     } catch (err) {
       const reason = err instanceof PQCTransportError ? err.reason : 'handshake_failed';
       audit?.record({ operation: 'rejected', method: 'pqc/handshake', signer_did: clientDid, verified: false, reason });
@@ -321,6 +348,9 @@ export const PQCHandshake = {
 
     const server = new PeerIdentity(algorithm, serverKeyHex, { backend: clientIdentity.backend });
     if (server.did !== serverDid) reject('did_mismatch', 'server_did is not the DID of server_public_key');
+    if (pending.serverDid !== undefined && pending.serverDid !== serverDid) {
+      reject('peer_mismatch', 'the server is not the one the request named (server_did differs)');
+    }
     if (options.serverDid !== undefined && options.serverDid !== serverDid) {
       reject('peer_mismatch', 'the server is not the pinned one (DID differs)');
     }

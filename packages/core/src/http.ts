@@ -1,30 +1,33 @@
 /** HTTP pieces shared by the server and the client: error bodies (docs/PROTOCOL.md §6), bounded body reads, headers. */
-import { PQC_ERROR_CODE, PQCTransportError, REASON_HTTP_STATUS, isPQCReason, type PQCReason } from './errors.js';
+import { PQCTransportError, REASON_HTTP_STATUS, isPQCReason, type PQCReason } from './errors.js';
+import { PQC_ERROR_CODE } from './protocol.js';
 
-/** The header that carries a GET or DELETE request's envelope (docs/PROTOCOL.md §4). */
-export const PQC_ENVELOPE_HEADER = 'PQC-Envelope';
+/** A JSON-RPC id as an error reply carries it. */
+export type JsonRpcId = string | number | null;
 
-/** Default bound on a request body: 4 MiB. */
-export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
-
-/** The JSON-RPC error object of a PQC rejection. Unsigned on purpose (§6). */
-export function pqcErrorBody(reason: PQCReason, id: string | number | null = null): string {
-  return JSON.stringify({
+/** The JSON-RPC error object of a PQC rejection (§6), as a plain object (to sign, or to serialize as it is). */
+export function pqcErrorMessage(reason: PQCReason, id: JsonRpcId = null, detail?: string): Record<string, unknown> {
+  return {
     jsonrpc: '2.0',
     id,
-    error: { code: PQC_ERROR_CODE, message: `PQC authentication failed: ${reason}`, data: { pqc: reason } },
-  });
+    error: { code: PQC_ERROR_CODE, message: `PQC authentication failed: ${reason}${detail ? `: ${detail}` : ''}`, data: { pqc: reason } },
+  };
 }
 
-/** The `Response` of a PQC rejection: status of §6, and `WWW-Authenticate` on 401. */
-export function pqcErrorResponse(reason: PQCReason, id: string | number | null, handshakeUrl: string): Response {
-  const status = REASON_HTTP_STATUS[reason];
-  const headers = new Headers({ 'content-type': 'application/json' });
+/** The headers of a rejection with `status` (§6): `WWW-Authenticate` on 401, `Retry-After` on 503. */
+export function rejectionHeaders(status: number, handshakeUrl: string): Headers {
+  const headers = new Headers({ 'content-type': 'application/json', 'cache-control': 'no-store' });
   if (status === 401) headers.set('www-authenticate', `PQC handshake="${handshakeUrl}"`);
   if (status === 503) headers.set('retry-after', '1');
   // The unread rest of an oversized body would poison a kept-alive connection: close it after this answer.
   if (status === 413) headers.set('connection', 'close');
-  return new Response(pqcErrorBody(reason, id), { status, headers });
+  return headers;
+}
+
+/** The unsigned `Response` of a PQC rejection: the status of §6 and its headers. */
+export function pqcErrorResponse(reason: PQCReason, id: JsonRpcId, handshakeUrl: string, detail?: string): Response {
+  const status = REASON_HTTP_STATUS[reason];
+  return new Response(JSON.stringify(pqcErrorMessage(reason, id, detail)), { status, headers: rejectionHeaders(status, handshakeUrl) });
 }
 
 /** The PQC reason of an error response body, when it is one (a client's reading of §6). */
@@ -34,17 +37,16 @@ export function pqcReasonOf(body: unknown): PQCReason | undefined {
 }
 
 /**
- * The body of `request`, at most `maxBytes`: a declared `content-length` over the limit is refused before reading,
- * and a body that grows past it is cancelled as soon as it does. Throws `PQCTransportError('body_too_large')`.
+ * The bytes of a body, at most `maxBytes`: a declared `content-length` over the limit is refused before reading, and
+ * a body that grows past it is cancelled as soon as it does. Throws `PQCTransportError('body_too_large')`.
  */
-export async function readBodyLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const declared = request.headers.get('content-length');
-  if (declared !== null && Number(declared) > maxBytes) {
-    await request.body?.cancel().catch(() => {});
-    throw new PQCTransportError('body_too_large', `body of ${declared} bytes exceeds ${maxBytes}`);
+export async function readBodyLimited(body: ReadableStream<Uint8Array> | null, maxBytes: number, declaredLength?: string | null): Promise<Uint8Array> {
+  if (declaredLength !== undefined && declaredLength !== null && Number(declaredLength) > maxBytes) {
+    await body?.cancel().catch(() => {});
+    throw new PQCTransportError('body_too_large', `body of ${declaredLength} bytes exceeds ${maxBytes}`);
   }
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -82,7 +84,5 @@ export function headersForNewBody(headers: Headers): Headers {
   return out;
 }
 
-/** The handshake path of an MCP endpoint path: `new URL('pqc/handshake', endpoint)` (docs/PROTOCOL.md §5). */
-export function handshakePathFor(endpointPath: string): string {
-  return new URL('pqc/handshake', new URL(endpointPath, 'http://localhost')).pathname;
-}
+/** Statuses whose responses have no body. */
+export const NO_BODY_STATUS: ReadonlySet<number> = new Set([101, 204, 205, 304]);

@@ -1,18 +1,76 @@
 /**
  * @pqc-mcp/core: post-quantum signed Model Context Protocol messages (docs/PROTOCOL.md), in web-standard TypeScript.
+ * Named exports only: widening this list is a decision (test/exports.test.ts pins it).
  */
-export * from './errors.js';
-export * from './bytes.js';
-export * from './time.js';
-export * from './crypto/index.js';
-export * from './json/index.js';
-export * from './identity.js';
-export * from './envelope.js';
-export * from './session.js';
-export * from './handshake.js';
-export * from './audit.js';
-export * from './verify.js';
-export * from './http.js';
-export * from './sse.js';
-export * from './server.js';
-export * from './client.js';
+export {
+  REASON_HTTP_STATUS,
+  isPQCReason,
+  errorForReason,
+  PQCTransportError,
+  SignatureVerificationError,
+  HandshakeError,
+  SessionExpiredError,
+  ReplayAttackError,
+  PeerNotAuthenticatedError,
+  type PQCReason,
+} from './errors.js';
+export {
+  PQC_ERROR_CODE,
+  PQC_SESSION_HEADER,
+  PQC_ENVELOPE_HEADER,
+  DEFAULT_CLOCK_SKEW_SEC,
+  DEFAULT_SESSION_TTL_SEC,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_CLIENT,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_JSON_VALUES,
+} from './protocol.js';
+export {
+  ALGORITHMS,
+  DEFAULT_ALGORITHM,
+  availableBackends,
+  detectBackends,
+  selectBackend,
+  setDefaultBackend,
+  type Algorithm,
+  type BackendPreference,
+  type CryptoBackend,
+  type SigningKey,
+  type VerifyingKey,
+} from './crypto/index.js';
+export { JsonNumber, parseLossless, canonicalJson, type JsonObject, type JsonValue, type ParseLimits } from './json/index.js';
+export { AgentIdentity, PeerIdentity, didFromPublicKey, isDid, type IdentityJwk, type IdentityOptions } from './identity.js';
+export {
+  MessageSigner,
+  type HttpBinding,
+  type PqcEnvelope,
+  type SignOptions,
+  type SignedMessage,
+  type VerificationResult,
+  type VerifyOptions,
+} from './envelope.js';
+export {
+  PQCHandshake,
+  type Authorizer,
+  type CompleteOptions,
+  type HandshakeResponse,
+  type PendingHandshake,
+  type RespondOptions,
+} from './handshake.js';
+export { PQCSession, type PQCSessionOptions } from './session.js';
+export type { NonceOutcome, Profile, SessionLimits, SessionRecord, SessionStore } from './store/types.js';
+export { MemorySessionStore, type MemorySessionStoreOptions } from './store/memory.js';
+export { AuditLog, type AuditEntry, type AuditInput, type AuditLogOptions, type AuditOperation, type AuditSink } from './audit.js';
+export {
+  createPQCHandler,
+  type HandleInit,
+  type PQCHandler,
+  type PQCNext,
+  type PQCRequestContext,
+  type PQCRequestResult,
+  type PQCServerOptions,
+  type ResolvedServerOptions,
+  type ServerInfo,
+} from './server/index.js';
+export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';

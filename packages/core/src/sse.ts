@@ -1,29 +1,43 @@
 /**
  * An incremental rewriter of `text/event-stream` bodies: each event's `data` goes through a function (sign on the
  * server, verify and strip on the client) as soon as the event is complete; comments, `retry:` lines and events
- * without data pass through untouched. Nothing is buffered beyond the current event.
+ * without data pass through. Event ids are removed everywhere: this protocol has no stream resumption (§4), and a
+ * resumed event would carry an old answer under a fresh signature. Nothing is buffered beyond the current event,
+ * and an event longer than `maxEventChars` ends the stream with an error.
  */
 
 /**
  * Rewrites one event's data. Return the new data (one line), several lines to send one event each (none to drop the
  * event), or throw to end the stream with that error.
  */
-export type SSEDataTransform = (data: string, event: { event?: string; id?: string }) => Promise<string | string[]>;
+export type SSEDataTransform = (data: string, event: { event?: string }) => Promise<string | string[]>;
 
 const encoder = new TextEncoder();
 
+/** Thrown into the stream when an event grows past the bound. */
+export class EventTooLargeError extends Error {
+  constructor(readonly maxEventChars: number) {
+    super(`an event of the stream exceeds ${maxEventChars} characters`);
+    this.name = 'EventTooLargeError';
+  }
+}
+
 /** A `TransformStream` over the bytes of an event stream that rewrites each event's data with `transform`. */
-export function transformEventStream(transform: SSEDataTransform): TransformStream<Uint8Array, Uint8Array> {
+export function transformEventStream(
+  transform: SSEDataTransform,
+  maxEventChars: number = Number.POSITIVE_INFINITY,
+): TransformStream<Uint8Array, Uint8Array> {
   const decoder = new TextDecoder();
   let buffer = '';
   let lines: string[] = [];
+  let eventChars = 0;
 
   async function dispatch(controller: TransformStreamDefaultController<Uint8Array>): Promise<void> {
-    const eventLines = lines;
+    const eventLines = lines.filter((line) => line !== 'id' && !line.startsWith('id:'));
     lines = [];
+    eventChars = 0;
     let data: string[] | undefined;
     let eventName: string | undefined;
-    let id: string | undefined;
     for (const line of eventLines) {
       const colon = line.indexOf(':');
       const field = colon === -1 ? line : line.slice(0, colon);
@@ -31,14 +45,13 @@ export function transformEventStream(transform: SSEDataTransform): TransformStre
       if (value.startsWith(' ')) value = value.slice(1);
       if (field === 'data') (data ??= []).push(value);
       else if (field === 'event') eventName = value;
-      else if (field === 'id') id = value;
     }
     const joined = data?.join('\n') ?? '';
     if (joined.trim() === '') {
-      controller.enqueue(encoder.encode(eventLines.join('\n') + '\n\n'));
+      if (eventLines.length > 0) controller.enqueue(encoder.encode(eventLines.join('\n') + '\n\n'));
       return;
     }
-    const rewritten = await transform(joined, { event: eventName, id });
+    const rewritten = await transform(joined, { event: eventName });
     if (Array.isArray(rewritten)) {
       for (const data of rewritten) controller.enqueue(encoder.encode(`data: ${data}\n\n`));
       return;
@@ -84,10 +97,13 @@ export function transformEventStream(transform: SSEDataTransform): TransformStre
       } else if (line.startsWith(':') && lines.length === 0) {
         controller.enqueue(encoder.encode(line + '\n')); // a keep-alive comment between events: pass at once
       } else {
+        eventChars += line.length + 1;
+        if (eventChars > maxEventChars) throw new EventTooLargeError(maxEventChars);
         lines.push(line);
       }
     }
     buffer = buffer.slice(start);
+    if (buffer.length + eventChars > maxEventChars) throw new EventTooLargeError(maxEventChars);
   }
 
   return new TransformStream<Uint8Array, Uint8Array>({

@@ -1,14 +1,14 @@
 /**
- * `@pqc-mcp/express`: post-quantum signed MCP for Express 5. A thin translation of Express's request into the
- * web-standard core (`@pqc-mcp/core`): all protocol logic (handshake, verify + strip, signing) lives there.
+ * `@pqc-mcp/express`: post-quantum signed MCP for Express 4 and 5. A thin translation of Express's request into the
+ * web-standard core (`@pqc-mcp/core`): the handshake, the verification of every request, the signing of every answer
+ * and every protocol fact live there.
  */
-import { createPQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
-import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
+import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
+import { handleNodeRequest, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
-export type { AuditLog, AuditSink, Authorizer, PQCHandler, PQCRequestContext, PQCServerOptions, Profile, SessionStore } from '@pqc-mcp/core';
-export { AgentIdentity, MemorySessionStore } from '@pqc-mcp/core';
-export { createWorkerPoolBackend, type CryptoPoolOption, type WorkerPoolBackend } from '@pqc-mcp/core/node';
+export type { PQCHandler, PQCRequestContext, PQCServerOptions } from '@pqc-mcp/core';
+export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of `pqcMiddleware`: core's server options plus `cryptoPool` (sign and verify in worker threads). */
 export type PQCExpressOptions = NodeServerOptions;
@@ -27,33 +27,44 @@ declare global {
 export const BODY_PARSER_FIRST =
   'pqcMiddleware must be registered before express.json() / any body parser: app.use(pqcMiddleware(...)) first';
 
+function isHandler(value: unknown): value is PQCHandler {
+  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
+}
+
 /**
- * Express middleware for `app.use`: answers the handshake, verifies and strips every request to the protected
- * endpoint (then sets `req.body` and `req.pqc` and runs the rest of the chain), and signs what the app answers.
- * Options are validated now: a misconfiguration throws a `TypeError` naming the option.
+ * Express middleware for `app.use`: answers the handshake path, verifies every request to the protected endpoint
+ * (then sets `req.body` and `req.pqc` and runs the rest of the chain), and signs what the app answers. Takes the
+ * options (validated now: a misconfiguration throws a `TypeError` naming the option) or an existing `PQCHandler`.
+ * What is protected is decided on the path Express itself routes on (its mount path and its parse of the URL), so
+ * the middleware protects the endpoint under any router or mount prefix.
  */
-export function pqcMiddleware(options: PQCExpressOptions): RequestHandler {
-  const handler = createPQCHandler(resolveCryptoPool(options));
+export function pqcMiddleware(options: PQCExpressOptions | PQCHandler): RequestHandler {
+  const handler = isHandler(options) ? options : createPQCHandler(resolveCryptoPool(options));
   return (req: Request, res: Response, next: NextFunction): void => {
-    // Decided on the URL the core sees (the full path as sent), not on the mount-relative `req.path`.
-    if (handler.route(nodeRequestUrl(req).pathname) === undefined) return next();
+    const routedPath = req.baseUrl + req.path;
+    if (handler.route(routedPath) === undefined) return next();
     const raw = req as Request & { _body?: boolean };
     if (req.method === 'POST' && (req.body !== undefined || raw._body === true || req.readableEnded)) {
       res.status(500).json({ jsonrpc: '2.0', id: null, error: { code: -32603, message: BODY_PARSER_FIRST } });
       return;
     }
     let ranApp = false;
-    handleNodeRequest(handler, req, res, (parsedBody, context) => {
-      ranApp = true;
-      req.body = parsedBody;
-      raw._body = true; // later body parsers (express.json()) skip this request
-      req.pqc = context;
-      next();
-    }).catch((err: unknown) => {
+    handleNodeRequest(
+      handler,
+      req,
+      res,
+      (parsedBody, context) => {
+        ranApp = true;
+        req.body = parsedBody;
+        raw._body = true; // later body parsers (express.json()) skip this request
+        req.pqc = context;
+        next();
+      },
+      { routedPath },
+    ).catch((err: unknown) => {
       // Once the rest of the chain ran, its own error handling owns the request: never call `next` twice.
       if (!ranApp) next(err);
       else if (!res.writableEnded) res.destroy(err instanceof Error ? err : undefined);
     });
   };
 }
-

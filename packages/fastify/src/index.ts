@@ -10,37 +10,16 @@
  * by the core and written out.
  */
 import { Readable } from 'node:stream';
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  createPQCHandler,
-  type PQCHandler,
-  type PQCRequestContext,
-} from '@pqc-mcp/core';
+import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
 import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 
-export {
-  AgentIdentity,
-  AuditLog,
-  MemorySessionStore,
-  PQCTransportError,
-  type Algorithm,
-  type AuditEntry,
-  type AuditSink,
-  type Authorizer,
-  type PQCHandler,
-  type PQCRequestContext,
-  type PQCServerOptions,
-  type PeerIdentity,
-  type Profile,
-  type SessionStore,
-} from '@pqc-mcp/core';
+export type { PQCHandler, PQCRequestContext, PQCServerOptions } from '@pqc-mcp/core';
+export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of the plugin: core's server options plus `cryptoPool` (sign and verify in worker threads). */
 export type PQCFastifyOptions = NodeServerOptions;
-
-export { createWorkerPoolBackend, type CryptoPoolOption, type WorkerPoolBackend } from '@pqc-mcp/core/node';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -57,22 +36,23 @@ declare module 'fastify' {
 const cleanBody = Symbol('pqc.cleanBody');
 type PendingRequest = FastifyRequest & { [cleanBody]?: Uint8Array };
 
-/** What the core is for this request, and the URL to give it (decided on the URL the core itself sees). */
-function classify(handler: PQCHandler, request: FastifyRequest): { kind: 'handshake' | 'endpoint'; url?: string } | undefined {
-  const url = nodeRequestUrl(request.raw);
-  const kind = handler.route(url.pathname);
-  if (kind !== undefined) return { kind };
-  // Fastify may route yet another spelling of the path to an endpoint's route: protect the route all the same. The
-  // core then sees the route's path (a GET or DELETE envelope signed for another path fails closed).
-  const routeUrl = request.routeOptions.url;
-  const routeKind = routeUrl === undefined ? undefined : handler.route(routeUrl);
-  return routeKind === undefined ? undefined : { kind: routeKind, url: routeUrl + url.search };
+/**
+ * The path Fastify routed this request on: the matched route's URL (prefix included). A request that matched no route
+ * never reaches a handler; its URL's path is still given to the core, which protects it if it looks like an endpoint.
+ */
+function routedPath(request: FastifyRequest): string {
+  return request.routeOptions.url ?? nodeRequestUrl(request.raw).pathname;
 }
 
-const plugin: FastifyPluginAsync<PQCFastifyOptions> = async (fastify, options) => {
+function isHandler(value: unknown): value is PQCHandler {
+  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
+}
+
+const plugin: FastifyPluginAsync<PQCFastifyOptions | { handler: PQCHandler }> = async (fastify, options) => {
   // Eager validation: a bad option fails `register` / `ready()` with a TypeError that names it.
-  const handler = createPQCHandler(resolveCryptoPool(options));
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const given = (options as { handler?: unknown }).handler;
+  const handler = isHandler(given) ? given : createPQCHandler(resolveCryptoPool(options as PQCFastifyOptions));
+  const { maxBodyBytes, handshakePath, legacyHandshakePath } = handler.options;
 
   fastify.decorate('pqc', handler);
   fastify.decorateRequest('pqc', undefined);
@@ -84,21 +64,14 @@ const plugin: FastifyPluginAsync<PQCFastifyOptions> = async (fastify, options) =
     }
   });
 
-  // Routes for the handshake, so Fastify dispatches it here (the onRequest hook answers it; the handler never runs).
-  const handshakePaths = new Set([handler.handshakePath]);
-  for (const endpoint of handler.endpoints) {
-    const legacy = new URL('handshake', new URL(endpoint, 'http://localhost')).pathname;
-    if (handler.route(legacy) === 'handshake') handshakePaths.add(legacy); // the v1 profile's /handshake
-  }
-  for (const path of handshakePaths) {
-    // Registered inside a prefixed context, the plugin's routes get the prefix: the paths must lie under it.
-    if (fastify.prefix && !path.startsWith(`${fastify.prefix}/`)) {
-      throw new TypeError(`pqc: the handshake path ${path} is outside the prefix ${fastify.prefix} this plugin is registered under`);
-    }
-    const url = fastify.prefix ? path.slice(fastify.prefix.length) : path;
+  // Routes for the handshake paths (and the v1 profile's, answered `unsupported_version` while v1 is off), so that
+  // Fastify dispatches them here: the onRequest hook answers them, the handler never runs. Inside a prefixed context
+  // they get the prefix, beside the endpoints registered there.
+  for (const path of new Set([handshakePath, legacyHandshakePath])) {
+    const url = fastify.prefix && path.startsWith(`${fastify.prefix}/`) ? path.slice(fastify.prefix.length) : path;
     if (fastify.hasRoute({ method: 'POST', url })) continue;
     fastify.route({
-      method: ['GET', 'POST'],
+      method: ['GET', 'POST', 'DELETE'],
       url,
       handler: async () => {
         throw new Error('pqc: the handshake is answered by the onRequest hook');
@@ -107,8 +80,8 @@ const plugin: FastifyPluginAsync<PQCFastifyOptions> = async (fastify, options) =
   }
 
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-    const target = classify(handler, request);
-    if (target === undefined) {
+    const path = routedPath(request);
+    if (handler.route(path) === undefined) {
       done();
       return;
     }
@@ -125,7 +98,7 @@ const plugin: FastifyPluginAsync<PQCFastifyOptions> = async (fastify, options) =
         done();
       },
       {
-        url: target.url,
+        routedPath: path,
         beforeDirectResponse: () => {
           direct = true;
           reply.hijack();
@@ -168,8 +141,9 @@ const plugin: FastifyPluginAsync<PQCFastifyOptions> = async (fastify, options) =
 };
 
 /**
- * The PQC plugin: `fastify.register(pqcPlugin, { identity })`. Register it before the MCP routes (its hooks apply to
- * routes registered after it, in its context and below; at the root for the whole app).
+ * The PQC plugin: `fastify.register(pqcPlugin, { identity })` (or `{ handler }`, an existing `PQCHandler`). Register it
+ * before the MCP routes (its hooks apply to routes registered after it, in its context and below; at the root for the
+ * whole app).
  */
 export const pqcPlugin = fp(plugin, { name: '@pqc-mcp/fastify', fastify: '5.x' });
 

@@ -1,12 +1,17 @@
 /**
  * @pqc-mcp/hono: post-quantum (ML-DSA) signed MCP traffic as a Hono middleware.
  *
- * A thin translation of Hono's context into `@pqc-mcp/core`'s web-standard server layer: the handshake route, the
- * verification and stripping of every request and the signing of every response all happen in core. Only web
- * standards are used here, so the middleware runs wherever Hono runs (Node, Bun, Deno, Cloudflare Workers).
+ * A thin translation of Hono's context into `@pqc-mcp/core`'s web-standard server layer: the handshake path, the
+ * verification of every request and the signing of every answer all happen in core. Only web standards are used
+ * here, so the middleware runs wherever Hono runs (Node, Bun, Deno, Cloudflare Workers).
  */
-import { createPQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+import { createPQCHandler, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 import type { MiddlewareHandler } from 'hono';
+
+export type { PQCHandler, PQCRequestContext, PQCServerOptions } from '@pqc-mcp/core';
+
+/** Options of `pqc`: core's server options (Hono runs where worker threads may not exist: no `cryptoPool` here). */
+export type PQCHonoOptions = PQCServerOptions;
 
 /** What the middleware puts in the context: `c.get('pqc')` and `c.get('pqcBody')`. */
 export type PQCVariables = {
@@ -23,53 +28,42 @@ declare module 'hono' {
   }
 }
 
+function isHandler(value: unknown): value is PQCHandler {
+  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
+}
+
 /**
- * The PQC middleware. Options are core's `PQCServerOptions`, validated now (a `TypeError` names a bad option).
- *
- * Mount it where Hono sees both the MCP endpoint and the handshake path, for example `app.use('*', pqc(options))`,
- * or one instance on both: `const mw = pqc(options); app.use('/mcp', mw); app.use('/pqc/*', mw)`.
- * Mount it before anything that reads the request body.
+ * The PQC middleware. Takes core's options (validated now: a `TypeError` names a bad option) or an existing
+ * `PQCHandler`. What is protected is decided on the path Hono routes on, so the endpoint is protected under
+ * `basePath` or `route()` prefixes too. Mount it where Hono sees the MCP endpoint and the handshake path, e.g.
+ * `app.use('*', pqc(options))`, before anything that reads the request body.
  */
-export function pqc(options: PQCServerOptions): MiddlewareHandler<{ Variables: PQCVariables }> {
-  const handler = createPQCHandler(options);
+export function pqc(options: PQCHonoOptions | PQCHandler): MiddlewareHandler<{ Variables: PQCVariables }> {
+  const handler = isHandler(options) ? options : createPQCHandler(options);
   // A context already handled by this instance (the same middleware mounted on overlapping patterns) passes on.
   const handled = new WeakSet<object>();
 
   return async function pqcMiddleware(c, next) {
     if (handled.has(c)) return next();
-    // Core matches paths the loose way (decoded, any case, trailing slash): whatever Hono routes to a protected
-    // route is protected.
-    if (handler.route(new URL(c.req.url).pathname) === undefined) return next();
+    if (handler.route(c.req.path) === undefined) return next();
     handled.add(c);
-    const response = await handler.handle(c.req.raw, async (request, parsedBody, context) => {
-      if (request !== c.req.raw) {
-        c.req.raw = request; // the verified request: same URL and headers, body without `_pqc`
-        c.req.bodyCache = {};
-      }
-      c.set('pqc', context);
-      c.set('pqcBody', parsedBody);
-      await next();
-      return c.res;
-    });
+    const response = await handler.handle(
+      c.req.raw,
+      async (request, parsedBody, context) => {
+        if (request !== c.req.raw) {
+          c.req.raw = request; // the verified request: same URL and headers, body without `_pqc`
+          c.req.bodyCache = {};
+        }
+        c.set('pqc', context);
+        c.set('pqcBody', parsedBody);
+        await next();
+        return c.res;
+      },
+      { routedPath: c.req.path },
+    );
     // Assigning c.res over an existing response copies its headers onto the new one, a stale content-length
     // included; clearing it first makes core's response go out exactly as core built it.
     c.res = undefined;
     c.res = response;
   };
 }
-
-export {
-  AgentIdentity,
-  AuditLog,
-  MemorySessionStore,
-  PQCTransportError,
-  type Algorithm,
-  type AuditEntry,
-  type AuditSink,
-  type Authorizer,
-  type PQCRequestContext,
-  type PQCServerOptions,
-  type PeerIdentity,
-  type Profile,
-  type SessionStore,
-} from '@pqc-mcp/core';

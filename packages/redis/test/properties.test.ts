@@ -8,7 +8,7 @@ import {
   MessageSigner,
   PQCHandshake,
   REASON_HTTP_STATUS,
-  canonicalize,
+  canonicalText,
   checkEnvelope,
   formatTimestamp,
   isPQCReason,
@@ -92,10 +92,10 @@ describe('canonical form (docs/PROTOCOL.md §2)', () => {
     fc.assert(
       fc.property(jsonValues, fc.integer(), fc.integer(), (value, seedA, seedB) => {
         const plain = JSON.stringify(value);
-        const canonical = canonicalize(plain);
-        expect(canonicalize(canonical)).toBe(canonical);
-        expect(canonicalize(scramble(value, prng(seedA)))).toBe(canonical);
-        expect(canonicalize(scramble(value, prng(seedB)))).toBe(canonical);
+        const canonical = canonicalText(plain);
+        expect(canonicalText(canonical)).toBe(canonical);
+        expect(canonicalText(scramble(value, prng(seedA)))).toBe(canonical);
+        expect(canonicalText(scramble(value, prng(seedB)))).toBe(canonical);
         expect(/^[\x20-\x7e]*$/.test(canonical)).toBe(true); // pure printable ASCII, no whitespace outside strings
         expect(JSON.parse(canonical)).toEqual(JSON.parse(plain));
       }),
@@ -106,7 +106,7 @@ describe('canonical form (docs/PROTOCOL.md §2)', () => {
   test('two values with the same canonical form are the same value', () => {
     fc.assert(
       fc.property(jsonValues, jsonValues, (a, b) => {
-        const same = canonicalize(JSON.stringify(a)) === canonicalize(JSON.stringify(b));
+        const same = canonicalText(JSON.stringify(a)) === canonicalText(JSON.stringify(b));
         if (same) expect(JSON.parse(JSON.stringify(a))).toEqual(JSON.parse(JSON.stringify(b)));
       }),
       runs(500),

@@ -5,3 +5,4 @@ export * from './conformance.js';
 export * from './redis.js';
 export * from './redis-process.js';
 export * from './report.js';
+export * from './store-contract.js';

@@ -290,7 +290,7 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** docs/PROTOCOL.md §2 on a text: the canonical form of a received JSON text (strict lossless parse, then canonicalJson). */
-export function canonicalize(text: string | Uint8Array): string {
+export function canonicalText(text: string | Uint8Array): string {
   return canonicalJson(parseLossless(text));
 }
 

@@ -131,12 +131,25 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Bounds a parse applies as it goes, so that a hostile body costs no more than the bound (never the whole body). */
+export interface ParseLimits {
+  /** JSON values in the document (objects, arrays, strings, numbers, literals); past it `body_too_large`. */
+  maxValues?: number;
+  /** Elements of a top-level array (a JSON-RPC batch); past it `invalid_envelope` (docs/PROTOCOL.md §9). */
+  maxBatch?: number;
+}
+
 class Parser {
   private readonly s: string;
   private i = 0;
+  private values = 0;
+  private readonly maxValues: number;
+  private readonly maxBatch: number;
 
-  constructor(s: string) {
+  constructor(s: string, limits: ParseLimits) {
     this.s = s;
+    this.maxValues = limits.maxValues ?? Number.POSITIVE_INFINITY;
+    this.maxBatch = limits.maxBatch ?? Number.POSITIVE_INFINITY;
   }
 
   parseDocument(): JsonValue {
@@ -162,6 +175,9 @@ class Parser {
   }
 
   private parseValue(depth: number): JsonValue {
+    if (++this.values > this.maxValues) {
+      throw new PQCTransportError('body_too_large', `more than ${this.maxValues} JSON values`);
+    }
     const s = this.s;
     const i = this.i;
     const c = s.charCodeAt(i);
@@ -242,6 +258,9 @@ class Parser {
       return arr;
     }
     for (;;) {
+      if (depth === 1 && arr.length >= this.maxBatch) {
+        throw new PQCTransportError('invalid_envelope', `a batch of more than ${this.maxBatch} messages`);
+      }
       arr.push(this.parseValue(depth));
       this.skipWs();
       const c = s.charCodeAt(this.i);
@@ -369,7 +388,7 @@ class Parser {
  * mark. Throws `PQCTransportError('malformed_json')` saying what is wrong and at which offset (UTF-16 units of the
  * decoded text).
  */
-export function parseLossless(input: string | Uint8Array): JsonValue {
+export function parseLossless(input: string | Uint8Array, limits: ParseLimits = {}): JsonValue {
   let text: string;
   if (typeof input === 'string') {
     text = input;
@@ -380,7 +399,7 @@ export function parseLossless(input: string | Uint8Array): JsonValue {
       throw new PQCTransportError('malformed_json', 'malformed JSON: invalid UTF-8');
     }
   }
-  return new Parser(text).parseDocument();
+  return new Parser(text, limits).parseDocument();
 }
 
 /**

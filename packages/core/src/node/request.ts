@@ -1,0 +1,70 @@
+/** A Node `IncomingMessage` as the web `Request` the core reads, and the request target and routed path it needs. */
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { originForm } from '../server/route.js';
+
+/** Host header values that cannot change how the URL parses (`a/b`, `a#`, `a?` or `a\\b` would move the path). */
+const SAFE_HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/** The request target exactly as received (`originalUrl` of Express: the whole target, whatever router it went through). */
+export function nodeRequestTarget(req: IncomingMessage): string {
+  return (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+}
+
+/**
+ * The URL of the web `Request` for a Node request. Its path is the origin form of the target; a target that has none
+ * every parser agrees on (`http:///mcp`) gets `/`, and the core, told the raw target, refuses it wherever the
+ * framework routes it. A Host header that is not a plain host[:port] is ignored.
+ */
+export function nodeRequestUrl(req: IncomingMessage): URL {
+  const host = req.headers.host !== undefined && SAFE_HOST.test(req.headers.host) ? req.headers.host : 'localhost';
+  return new URL(`http://${host}${originForm(nodeRequestTarget(req)) ?? '/'}`);
+}
+
+/** A web `Request` for a Node request; `body` when the framework already read it, else streamed from `req`. */
+export function toWebRequest(req: IncomingMessage, body?: Uint8Array): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.set(name, value);
+  }
+  const method = req.method ?? 'GET';
+  let init: BodyInit | null = null;
+  if (method !== 'GET' && method !== 'HEAD') {
+    init = body !== undefined ? (body as Uint8Array<ArrayBuffer>) : (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>);
+  }
+  return new Request(nodeRequestUrl(req), { method, headers, body: init, duplex: 'half' } as RequestInit);
+}
+
+/** Bytes of a request body that keep arriving after the answer was sent are read and dropped up to this bound. */
+const LINGER_BYTES = 16 * 1024 * 1024;
+/** ... and for at most this long. */
+const LINGER_MS = 10_000;
+
+/**
+ * After an early answer (a rejection, a 413) the client may still be sending its body. Closing the socket then would
+ * reset the connection and the client could lose the answer before reading it: the rest of the body is read and
+ * dropped instead, within a bound, after which the connection is cut.
+ */
+export function lingerOnUnreadBody(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  let received = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    req.off('data', count);
+    req.socket.destroy();
+  };
+  const count = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > LINGER_BYTES) stop();
+  };
+  const timer = setTimeout(stop, LINGER_MS);
+  timer.unref();
+  req.on('data', count);
+  req.once('end', () => {
+    clearTimeout(timer);
+    req.off('data', count);
+  });
+  req.resume();
+}

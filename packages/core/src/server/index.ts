@@ -1,0 +1,135 @@
+/**
+ * The server side of docs/PROTOCOL.md as one web-standard function: `handler.handle(request, next)` answers the
+ * handshake path, verifies every request to a protected endpoint before the application sees it, runs the
+ * application through `next`, and signs every JSON-RPC message it answers. Framework adapters (Express, Fastify,
+ * Hono) only translate to and from `Request` and `Response`, and tell core the path their framework routes on.
+ */
+import { MessageSigner } from '../envelope.js';
+import { MCP_SESSION_HEADER, handshakePathFor } from '../protocol.js';
+import type { AgentIdentity } from '../identity.js';
+import type { AuditLog } from '../audit.js';
+import type { SessionStore } from '../store/types.js';
+import { reject, type RequestFacts, type ServerContext } from './context.js';
+import { verifyBodyless } from './bodyless.js';
+import { handleHandshakePath, serverInfo, type ServerInfo } from './handshake-route.js';
+import { resolveServerOptions, type PQCRequestResult, type PQCServerOptions, type ResolvedServerOptions } from './options.js';
+import { PeerKeyCache } from './peers.js';
+import { handlePost, type PQCNext } from './post.js';
+import { signAnswer } from './respond.js';
+import { createRouter, originForm, type RouteKind } from './route.js';
+
+/** What an adapter knows of a request beyond the web `Request`. */
+export interface HandleInit {
+  /**
+   * The request target exactly as received (`req.url` of Node): what a client's `http.path` is checked against.
+   * Default: the path and query of `request.url`.
+   */
+  target?: string;
+  /** The path the framework routes this request on (Express: `req.baseUrl + req.path`). Default: `request.url`'s. */
+  routedPath?: string;
+}
+
+/** The server layer, created once per server by `createPQCHandler`. */
+export interface PQCHandler {
+  /** The options as resolved (every default applied): adapters read paths and limits here, never recompute them. */
+  readonly options: ResolvedServerOptions;
+  readonly identity: AgentIdentity;
+  readonly store: SessionStore;
+  readonly audit: AuditLog;
+  /** What a routed path is to this layer: the handshake path, a protected endpoint, or neither (`undefined`). */
+  route(routedPath: string): RouteKind;
+  /** Handles one request: the handshake path, a protected endpoint (the application through `next`), or `next` as is. */
+  handle(request: Request, next: PQCNext, init?: HandleInit): Promise<Response>;
+  /** The server's public identity, as `GET pqc/handshake` answers it. */
+  info(): ServerInfo;
+}
+
+function newResult(): PQCRequestResult {
+  return { kind: 'passed', status: 0, reason: null, detail: null, peerDid: null, sessionId: null, methods: [], signed: 0 };
+}
+
+/** Creates the server layer. Validates options at once (throws a `TypeError` naming a bad option). */
+export function createPQCHandler(options: PQCServerOptions): PQCHandler {
+  const o = resolveServerOptions(options);
+  const ctx: ServerContext = {
+    o,
+    signer: new MessageSigner(o.identity),
+    // Client keys are prepared on the backend the server signs with (a worker pool verifies off the event loop too).
+    peers: new PeerKeyCache(undefined, o.identity.backend),
+    route: createRouter(o),
+  };
+
+  async function endpoint(facts: RequestFacts, next: PQCNext): Promise<Response> {
+    const method = facts.request.method;
+    if (method === 'POST') return handlePost(ctx, facts, next);
+    if (method === 'GET' || method === 'HEAD' || method === 'DELETE') {
+      const verified = await verifyBodyless(ctx, facts);
+      if (verified instanceof Response) return verified;
+      facts.result.kind = method === 'DELETE' ? 'end-mcp-session' : 'stream';
+      const { session } = verified;
+      const forwarded = new Request(facts.request.url, { method, headers: facts.request.headers, signal: facts.request.signal });
+      const answer = await next(forwarded, undefined, { sessionId: session.sessionId, peerDid: session.peerDid, profile: session.profile });
+      return signAnswer(ctx, facts, answer, { session, byId: new Map(), first: undefined });
+    }
+    // A CORS preflight carries no credentials and no body; any other method is refused, never passed unverified.
+    if (method === 'OPTIONS') return next(facts.request, undefined, undefined);
+    Object.assign(facts.result, { kind: 'refused', status: 405 });
+    return new Response(null, { status: 405, headers: { allow: 'GET, HEAD, POST, DELETE, OPTIONS' } });
+  }
+
+  async function handle(request: Request, next: PQCNext, init: HandleInit = {}): Promise<Response> {
+    const url = new URL(request.url);
+    const kind = ctx.route(init.routedPath ?? url.pathname);
+    if (kind === undefined) return next(request, undefined, undefined);
+    const result = newResult();
+    const target = originForm(init.target ?? url.pathname + url.search);
+    const query = target === undefined ? '' : new URL(target, url).search;
+    const publicPath = o.publicPath === undefined ? undefined : kind === 'handshake' ? handshakePathFor(o.publicPath) : o.publicPath;
+    const facts: RequestFacts = {
+      request,
+      target: target ?? '',
+      expectedPath: publicPath !== undefined ? publicPath + query : (target ?? ''),
+      mcpSessionId: request.headers.get(MCP_SESSION_HEADER),
+      // Beside the path requested, as the client derives it (§5): right under a mount prefix too.
+      handshakeUrl: kind === 'handshake' ? new URL(url.pathname, url).href : new URL('pqc/handshake', url).href,
+      result,
+    };
+    let response: Response;
+    if (target === undefined) {
+      await request.body?.cancel().catch(() => {});
+      response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'the request target is not in a form every router reads alike' });
+    } else if (request.headers.has('last-event-id')) {
+      await request.body?.cancel().catch(() => {});
+      response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'stream resumption (Last-Event-ID) is not part of this protocol' });
+    } else {
+      response = kind === 'handshake' ? await handleHandshakePath(ctx, facts) : await endpoint(facts, next);
+    }
+    if (result.status === 0) result.status = response.status;
+    if (o.onResult) {
+      try {
+        o.onResult(result, request);
+      } catch {
+        // a failing observer must not change the answer
+      }
+    }
+    return response;
+  }
+
+  return {
+    options: o,
+    identity: o.identity,
+    store: o.store,
+    audit: o.audit,
+    route: ctx.route,
+    handle,
+    info: () => serverInfo(ctx),
+  };
+}
+
+export type { PQCNext } from './post.js';
+export type { PQCRequestContext } from './context.js';
+export type { PQCRequestResult, PQCServerOptions, ResolvedServerOptions } from './options.js';
+export type { ServerInfo } from './handshake-route.js';
+export type { RouteKind } from './route.js';
+export { routeKey, originForm } from './route.js';
+export { resolveServerOptions } from './options.js';

@@ -1,0 +1,208 @@
+/** The server layer's options, validated eagerly and resolved once: every adapter takes the same ones. */
+import { AuditLog, type AuditSink } from '../audit.js';
+import { ALGORITHMS, isAlgorithm, type Algorithm } from '../crypto/algorithms.js';
+import type { BackendPreference } from '../crypto/select.js';
+import type { PQCReason } from '../errors.js';
+import type { Authorizer } from '../handshake.js';
+import { AgentIdentity } from '../identity.js';
+import {
+  DEFAULT_CLOCK_SKEW_SEC,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_JSON_VALUES,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_CLIENT,
+  DEFAULT_SESSION_TTL_SEC,
+  handshakePathFor,
+  legacyHandshakePathFor,
+  nonceRetentionSec,
+} from '../protocol.js';
+import { MemorySessionStore } from '../store/memory.js';
+import { SESSION_STORE_METHODS, type Profile, type SessionStore } from '../store/types.js';
+
+/** What became of one request in the PQC layer, handed to `onResult` when core's answer is ready. */
+export interface PQCRequestResult {
+  /**
+   * `message` (a verified POST), `stream` (a verified GET), `end-mcp-session` (a verified DELETE of the endpoint),
+   * `handshake`, `end-session` (a DELETE of the handshake path), `info` (GET of the handshake path), `rejected`,
+   * `passed` (not the PQC layer's: another path, or a CORS preflight) or `refused` (a method the endpoint does not take).
+   */
+  kind: 'message' | 'stream' | 'end-mcp-session' | 'handshake' | 'end-session' | 'info' | 'rejected' | 'passed' | 'refused';
+  /** The HTTP status of core's answer. */
+  status: number;
+  reason: PQCReason | null;
+  /** A human-readable detail of a rejection. */
+  detail: string | null;
+  /** The client, once its signature verified. */
+  peerDid: string | null;
+  sessionId: string | null;
+  /** The JSON-RPC methods of the verified messages. */
+  methods: string[];
+  /** Messages core has signed in the answer so far (grows while a stream is sent). */
+  signed: number;
+}
+
+/** Options of the PQC server layer (`createPQCHandler`); every adapter takes the same ones. */
+export interface PQCServerOptions {
+  /** The server's identity (required). */
+  identity: AgentIdentity;
+  /**
+   * Path(s) of the protected MCP endpoint (default `/mcp`). A request is the endpoint's when its path, in the loose form
+   * frameworks route on (decoded, any case, without trailing slashes), is the endpoint path or ends with it: mounted
+   * under a prefix (an Express router, Hono's `basePath`), the endpoint is protected all the same.
+   */
+  endpoint?: string | readonly string[];
+  /** Path of the handshake (default: `pqc/handshake` beside the first endpoint, §5). */
+  handshakePath?: string;
+  /**
+   * The endpoint's path as clients address it, when a proxy in front rewrites paths (§3 step 8): the `http.path` a
+   * client signs is checked against it (and the query received) instead of the path received.
+   */
+  publicPath?: string;
+  /** Accepted profiles (default `[2]`; `[2, 1]` also accepts v1 (`pqc-mcp-transport`) peers, §7: weaker). */
+  profiles?: readonly Profile[];
+  /** Accepted client algorithms (default: ML-DSA-44, -65 and -87). */
+  algorithms?: readonly Algorithm[];
+  /** Allowed clock skew in seconds (default 300). */
+  clockSkewSec?: number;
+  /** Session lifetime in seconds (default 3600). */
+  sessionTtlSec?: number;
+  /** Live sessions in all (default 10 000): a handshake past it ends the least recently used session. */
+  maxSessions?: number;
+  /** Live sessions per client key (default 16): a handshake past it ends that client's oldest. */
+  maxSessionsPerClient?: number;
+  /** Messages per batch (default 50); more is `invalid_envelope`. */
+  maxBatch?: number;
+  /** Bound on a request body in bytes (default 4 MiB); past it requests get 413 `body_too_large`. */
+  maxBodyBytes?: number;
+  /** Bound on the JSON values of a request body (default 100 000); past it requests get 413 `body_too_large`. */
+  maxJsonValues?: number;
+  /** Who may open a session: a list of client DIDs or a function of the authenticated peer (default: anyone). */
+  authorize?: Authorizer;
+  /** Where sessions and nonces live (default: a `MemorySessionStore`, for one instance; §9: one store per identity). */
+  store?: SessionStore;
+  /** The audit trail: an `AuditLog`, or a sink function that receives every entry. */
+  audit?: AuditLog | AuditSink;
+  /** Put the server's public key in every signed message (default false: the client pinned it). */
+  includePublicKey?: boolean;
+  /**
+   * The ML-DSA backend the server signs and verifies with (default: the identity's own), e.g. a worker pool
+   * (`createWorkerPoolBackend()` of `@pqc-mcp/core/node`) to keep the crypto off the event loop.
+   */
+  backend?: BackendPreference;
+  /** Told what became of each request (for logs and metrics). Errors it throws are ignored. */
+  onResult?: (result: PQCRequestResult, request: Request) => void;
+}
+
+/** The options as the handler uses them: every default applied, every path resolved. */
+export interface ResolvedServerOptions {
+  readonly identity: AgentIdentity;
+  readonly endpoints: readonly string[];
+  readonly handshakePath: string;
+  /** The v1 profile's `<base>/handshake`: answered `unsupported_version` while v1 is off. */
+  readonly legacyHandshakePath: string;
+  readonly publicPath: string | undefined;
+  readonly profiles: readonly Profile[];
+  readonly algorithms: readonly Algorithm[];
+  readonly clockSkewSec: number;
+  readonly sessionTtlSec: number;
+  /** How long nonces and ended records are kept (§6): twice the skew plus 60 s. */
+  readonly retentionSec: number;
+  readonly maxSessions: number;
+  readonly maxSessionsPerClient: number;
+  readonly maxBatch: number;
+  readonly maxBodyBytes: number;
+  readonly maxJsonValues: number;
+  readonly authorize: Authorizer | undefined;
+  readonly store: SessionStore;
+  readonly audit: AuditLog;
+  readonly includePublicKey: boolean;
+  readonly onResult: ((result: PQCRequestResult, request: Request) => void) | undefined;
+}
+
+function optionError(name: string, rule: string): TypeError {
+  return new TypeError(`pqc: option "${name}" ${rule}`);
+}
+
+function positive(options: PQCServerOptions, name: keyof PQCServerOptions, fallback: number, integer: boolean): number {
+  const value = options[name] ?? fallback;
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw optionError(name, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkPath(path: unknown, name: string): string {
+  if (typeof path !== 'string' || !path.startsWith('/') || /[?#\s]/.test(path)) {
+    throw optionError(name, `must be a path starting with "/" (no query, fragment or spaces), got ${JSON.stringify(path)}`);
+  }
+  return path;
+}
+
+function resolveAudit(audit: PQCServerOptions['audit']): AuditLog {
+  if (audit === undefined) return new AuditLog();
+  if (audit instanceof AuditLog) return audit;
+  if (typeof audit === 'function') return new AuditLog({ sink: audit });
+  throw optionError('audit', 'must be an AuditLog or a function (entry) => void');
+}
+
+function resolveStore(store: unknown): SessionStore {
+  if (store === undefined) return new MemorySessionStore();
+  for (const method of SESSION_STORE_METHODS) {
+    if (typeof (store as Record<string, unknown> | null)?.[method] !== 'function') {
+      throw optionError('store', `must implement SessionStore (missing ${method})`);
+    }
+  }
+  return store as SessionStore;
+}
+
+/** Validates options eagerly, so that a misconfiguration fails at start-up with a message naming the option. */
+export function resolveServerOptions(options: PQCServerOptions): ResolvedServerOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('pqc: options are required ({ identity })');
+  if (!(options.identity instanceof AgentIdentity)) {
+    throw optionError('identity', 'must be an AgentIdentity (AgentIdentity.create(), .fromSeed() or .load(file))');
+  }
+  const endpoints = (typeof options.endpoint === 'string' ? [options.endpoint] : (options.endpoint ?? ['/mcp'])).map((p) => checkPath(p, 'endpoint'));
+  if (endpoints.length === 0) throw optionError('endpoint', 'must name at least one path');
+  const profiles = [...(options.profiles ?? [2])];
+  if (profiles.length === 0 || profiles.some((p) => p !== 1 && p !== 2)) throw optionError('profiles', 'must be a non-empty list of 1 and 2');
+  const algorithms = [...(options.algorithms ?? ALGORITHMS)];
+  if (algorithms.length === 0 || !algorithms.every(isAlgorithm)) throw optionError('algorithms', `must be a non-empty list of ${ALGORITHMS.join(', ')}`);
+  const authorize = options.authorize;
+  if (authorize !== undefined && typeof authorize !== 'function' && !(Array.isArray(authorize) && authorize.every((d) => typeof d === 'string'))) {
+    throw optionError('authorize', 'must be a list of DIDs or a function (peer) => boolean');
+  }
+  if (options.onResult !== undefined && typeof options.onResult !== 'function') throw optionError('onResult', 'must be a function');
+  let identity = options.identity;
+  if (options.backend !== undefined) {
+    try {
+      identity = identity.withBackend(options.backend);
+    } catch (err) {
+      throw optionError('backend', `must be 'auto', 'noble', 'node', 'webcrypto' or a CryptoBackend available here (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  const clockSkewSec = positive(options, 'clockSkewSec', DEFAULT_CLOCK_SKEW_SEC, false);
+  const publicPath = options.publicPath === undefined ? undefined : checkPath(options.publicPath, 'publicPath');
+  return Object.freeze({
+    identity,
+    endpoints: Object.freeze(endpoints),
+    handshakePath: checkPath(options.handshakePath ?? handshakePathFor(endpoints[0]!), 'handshakePath'),
+    legacyHandshakePath: legacyHandshakePathFor(endpoints[0]!),
+    publicPath,
+    profiles: Object.freeze(profiles),
+    algorithms: Object.freeze(algorithms),
+    clockSkewSec,
+    sessionTtlSec: positive(options, 'sessionTtlSec', DEFAULT_SESSION_TTL_SEC, false),
+    retentionSec: nonceRetentionSec(clockSkewSec),
+    maxSessions: positive(options, 'maxSessions', DEFAULT_MAX_SESSIONS, true),
+    maxSessionsPerClient: positive(options, 'maxSessionsPerClient', DEFAULT_MAX_SESSIONS_PER_CLIENT, true),
+    maxBatch: positive(options, 'maxBatch', DEFAULT_MAX_BATCH, true),
+    maxBodyBytes: positive(options, 'maxBodyBytes', DEFAULT_MAX_BODY_BYTES, true),
+    maxJsonValues: positive(options, 'maxJsonValues', DEFAULT_MAX_JSON_VALUES, true),
+    authorize,
+    store: resolveStore(options.store),
+    audit: resolveAudit(options.audit),
+    includePublicKey: options.includePublicKey === true,
+    onResult: options.onResult,
+  });
+}
