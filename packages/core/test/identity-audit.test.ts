@@ -4,25 +4,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { sha3_256 as nobleSha3 } from '@noble/hashes/sha3.js';
+import { fromBase64Url, fromHex, toBase64Url, toHex, utf8 } from '../src/bytes.js';
+import { PUBLIC_KEY_BYTES } from '../src/crypto/algorithms.js';
+import { sha3_256, sha3_256Hex } from '../src/crypto/hash.js';
+import { HANDSHAKE_REQUEST_CONTEXT, MESSAGE_CONTEXT } from '../src/protocol.js';
 import {
   AgentIdentity,
   AuditLog,
-  HANDSHAKE_REQUEST_CONTEXT,
-  MESSAGE_CONTEXT,
   MemorySessionStore,
   MessageSigner,
   PQCHandshake,
-  PUBLIC_KEY_BYTES,
   PeerIdentity,
   canonicalJson,
-  fromBase64Url,
-  fromHex,
   isDid,
-  sha3_256,
-  sha3_256Hex,
-  toBase64Url,
-  toHex,
-  utf8,
   type AuditEntry,
   type IdentityJwk,
 } from '../src/index.js';
@@ -341,7 +335,7 @@ describe('AuditLog', () => {
     const server = seededIdentity(32, 'ML-DSA-65', 'server');
     const audit = new AuditLog();
     const store = new MemorySessionStore({ now: () => VECTOR_TIME });
-    const { request } = await PQCHandshake.initiate(client, { now: VECTOR_TIME });
+    const { request } = await PQCHandshake.initiate(client, { serverDid: server.did, now: VECTOR_TIME });
     const { session } = await PQCHandshake.respond(request, server, { store, audit, now: VECTOR_TIME });
     const { signature, ...unsigned } = JSON.parse(request) as Record<string, string>;
     expect(audit.entries()).toEqual([
@@ -385,7 +379,7 @@ describe('AuditLog', () => {
   test('the handshake digest is over the signed request (context-bound signature)', async () => {
     // Sanity of what the entry's digest names: the client's signature verifies over it with the request context.
     const client = seededIdentity(33, 'ML-DSA-44');
-    const { request } = await PQCHandshake.initiate(client, { now: VECTOR_TIME });
+    const { request } = await PQCHandshake.initiate(client, { serverDid: seededIdentity(34).did, now: VECTOR_TIME });
     const { signature, ...unsigned } = JSON.parse(request) as Record<string, string>;
     const digest = sha3_256(utf8(canonicalJson(unsigned)));
     const key = client.toPeer().verifyingKey;

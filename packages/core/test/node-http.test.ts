@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
 import { createPQCHandler } from '../src/index.js';
-import { sendWebResponse, toWebRequest } from '../src/node/index.js';
+import { nodeRequestTarget, sendWebResponse, toWebRequest } from '../src/node/index.js';
 import { runConformanceSuite } from '@pqc-mcp/test-kit';
 
 // The core alone behind node:http, with the web-standard MCP SDK transport: the reference every adapter matches.
@@ -12,10 +12,14 @@ runConformanceSuite('core on node:http', async ({ json, pqc }) => {
   const seen: unknown[] = [];
   const server = createServer((req, res) => {
     handler
-      .handle(toWebRequest(req), (request, body) => {
-        seen.push(body);
-        return app(request, body);
-      })
+      .handle(
+        toWebRequest(req),
+        (request, body) => {
+          seen.push(body);
+          return app(request, body);
+        },
+        { target: nodeRequestTarget(req) },
+      )
       .then((response) => sendWebResponse(res, response))
       .catch((err: unknown) => {
         res.statusCode = 500;

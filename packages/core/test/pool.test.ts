@@ -7,16 +7,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { utf8 } from '../src/bytes.js';
+import { sha3_256 } from '../src/crypto/hash.js';
+import { nobleBackend } from '../src/crypto/noble.js';
+import { nodeBackend } from '../src/crypto/node.js';
+import { MESSAGE_CONTEXT } from '../src/protocol.js';
 import {
   AgentIdentity,
-  MESSAGE_CONTEXT,
   MemorySessionStore,
   createPQCHandler,
-  nobleBackend,
-  nodeBackend,
   pqcFetch,
-  sha3_256,
-  utf8,
   type FetchLike,
 } from '@pqc-mcp/core';
 import { CryptoPoolError, createWorkerPoolBackend, resolveCryptoPool, type WorkerPoolBackend } from '@pqc-mcp/core/node';
@@ -155,7 +155,7 @@ describe('servers on a pool', () => {
       const handler = createPQCHandler({ identity, backend: pool, store: new MemorySessionStore() });
       expect(handler.identity.backend).toBe(pool);
       expect(handler.identity.did).toBe(identity.did);
-      expect(handler.info().backend).toBe('noble+workers');
+      expect(handler.identity.backend.name).toBe('noble+workers');
       const serverFetch: FetchLike = (input, init) =>
         handler.handle(new Request(input, init), async (_request, body) => Response.json({ jsonrpc: '2.0', id: (body as { id: number }).id, result: {} }));
       const client = pqcFetch({ identity: AgentIdentity.create('client', { backend: 'noble' }), serverDid: identity.did, fetch: serverFetch });

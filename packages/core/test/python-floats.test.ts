@@ -3,15 +3,13 @@
  * (docs/PROTOCOL.md §2). It verifies from the received text; `JSON.parse` loses `7.0` (it becomes `7`), so verifying the
  * parsed object must fail.
  */
+import { toHex, utf8 } from '../src/bytes.js';
+import { sha3_256, sha3_256Hex } from '../src/crypto/hash.js';
+import { MESSAGE_CONTEXT } from '../src/protocol.js';
 import {
-  MESSAGE_CONTEXT,
   MessageSigner,
   canonicalJson,
   parseLossless,
-  sha3_256,
-  sha3_256Hex,
-  toHex,
-  utf8,
 } from '../src/index.js';
 import { VECTOR_TIME, seededIdentity } from '@pqc-mcp/test-kit';
 

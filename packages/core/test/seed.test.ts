@@ -2,26 +2,25 @@
  * The seed project's (Python `pqc-mcp-transport`) own test list, ported to this API: canonicalization, the
  * envelope, verification, stripping, nonces, the handshake and sessions.
  */
+import { toHex, utf8 } from '../src/bytes.js';
+import { SIGNATURE_BYTES } from '../src/crypto/algorithms.js';
+import { sha3_256, sha3_256Hex } from '../src/crypto/hash.js';
+import { HANDSHAKE_RESPONSE_CONTEXT } from '../src/protocol.js';
 import {
   AuditLog,
-  HANDSHAKE_RESPONSE_CONTEXT,
   HandshakeError,
   MemorySessionStore,
   MessageSigner,
   PQCHandshake,
   PQCSession,
-  SIGNATURE_BYTES,
   canonicalJson,
   parseLossless,
-  sha3_256,
-  sha3_256Hex,
-  toHex,
-  utf8,
-  verifyWithSession,
   type AgentIdentity,
   type Profile,
 } from '../src/index.js';
 import { VECTOR_TIME, seededIdentity } from '@pqc-mcp/test-kit';
+import { resolveFetchOptions } from '../src/client/options.js';
+import { verifyServerMessage } from '../src/client/verify.js';
 
 const NOW = VECTOR_TIME;
 const SESSION = '0123456789abcdef0123456789abcdef';
@@ -255,7 +254,7 @@ test('nonces are unique over 1000 signatures', async () => {
 describe('handshake', () => {
   async function handshake(profile: Profile) {
     const store = new MemorySessionStore({ now: () => NOW });
-    const { request: requestText, pending } = await PQCHandshake.initiate(client, { profile, now: NOW });
+    const { request: requestText, pending } = await PQCHandshake.initiate(client, { profile, serverDid: server.did, now: NOW });
     const responded = await PQCHandshake.respond(requestText, server, { store, profiles: [1, 2], now: NOW });
     return { store, requestText, pending, ...responded };
   }
@@ -269,6 +268,7 @@ describe('handshake', () => {
       'client_did',
       'client_public_key',
       'algorithm',
+      'server_did',
       'timestamp',
       'nonce',
       'signature',
@@ -346,7 +346,7 @@ describe('handshake', () => {
   });
 
   test.each([2, 1] as const)('v%s: a bad client signature is invalid_signature', async (profile) => {
-    const { request: requestText } = await PQCHandshake.initiate(client, { profile, now: NOW });
+    const { request: requestText } = await PQCHandshake.initiate(client, { profile, serverDid: server.did, now: NOW });
     const req = JSON.parse(requestText) as Record<string, string>;
     const forged = JSON.stringify({ ...req, signature: flipHex(req.signature!, 10) });
     const store = new MemorySessionStore({ now: () => NOW });
@@ -422,11 +422,11 @@ describe('session', () => {
     const session = new PQCSession(record);
     const signer = new MessageSigner(server);
     const live = await signer.signMessage({ jsonrpc: '2.0', id: 1, result: {} }, { sessionId: SESSION, now: NOW });
-    expect(await verifyWithSession(parseLossless(live.text), session, { now: NOW })).toMatchObject({ ok: true });
+    const options = (now: number) => resolveFetchOptions({ identity: client, serverDid: server.did, now: () => now });
+    await expect(verifyServerMessage(parseLossless(live.text), session, options(NOW), null)).resolves.toBeDefined();
     const late = NOW + 3600_000 + 1;
     const signed = await signer.signMessage({ jsonrpc: '2.0', id: 2, result: {} }, { sessionId: SESSION, now: late });
-    const verdict = await verifyWithSession(parseLossless(signed.text), session, { now: late });
-    expect(verdict).toMatchObject({ ok: false, reason: 'session_expired', id: 2 });
+    await expect(verifyServerMessage(parseLossless(signed.text), session, options(late), null)).rejects.toMatchObject({ reason: 'session_expired' });
   });
 
   test('replay: the same nonce twice is refused, distinct nonces are accepted', () => {
@@ -499,7 +499,7 @@ describe('session', () => {
 
   test('complete logs the handshake in the client session', async () => {
     const store = new MemorySessionStore({ now: () => NOW });
-    const { request: requestText, pending } = await PQCHandshake.initiate(client, { now: NOW });
+    const { request: requestText, pending } = await PQCHandshake.initiate(client, { serverDid: server.did, now: NOW });
     const { response } = await PQCHandshake.respond(requestText, server, { store, now: NOW });
     const session = await PQCHandshake.complete(response, client, pending, { now: NOW });
     const res = JSON.parse(response) as Record<string, string>;

@@ -1,3 +1,5 @@
+import { sha3_256Hex } from '../src/crypto/hash.js';
+import { checkEnvelope, signingInput } from '../src/envelope.js';
 import {
   AgentIdentity,
   MessageSigner,
@@ -5,10 +7,7 @@ import {
   PQCHandshake,
   PeerIdentity,
   canonicalJson,
-  checkEnvelope,
   parseLossless,
-  sha3_256Hex,
-  signingInput,
   type PendingHandshake,
 } from '../src/index.js';
 import { VECTOR_TIME, readVector, type ProtocolVectors } from '@pqc-mcp/test-kit';
@@ -104,7 +103,13 @@ describe.each(BACKENDS)('protocol vectors on the %s backend', (backend) => {
       expect(result.session.peerDid).toBe(request.client_did);
       expect(result.session.profile).toBe(profile);
       expect(await store.getSession(result.session.sessionId)).toBeDefined();
-      // The same request again is a replay.
+      // The same request again is a replay; sent to another server identity, it names the wrong server.
+      if (profile === 2) {
+        const elsewhere = AgentIdentity.fromSeed(new Uint8Array(32).fill(99), { algorithm: h.algorithm, backend });
+        await expect(PQCHandshake.respond(h.request, elsewhere, { store: new MemorySessionStore(), now: VECTOR_TIME })).rejects.toMatchObject({
+          reason: 'peer_mismatch',
+        });
+      }
       await expect(PQCHandshake.respond(h.request, server, { store, profiles: [1, 2], now: VECTOR_TIME })).rejects.toMatchObject({
         reason: 'replay_detected',
       });
@@ -120,6 +125,7 @@ describe.each(BACKENDS)('protocol vectors on the %s backend', (backend) => {
         const pending: PendingHandshake = {
           profile: 2,
           clientDid: client.did,
+          serverDid: request.server_did as string,
           nonce: request.nonce as string,
           timestamp: request.timestamp as string,
           requestDigest: h.request_digest!,

@@ -1,23 +1,14 @@
 /**
- * The conformance suite every server adapter runs over real HTTP, with the real MCP SDK server behind it:
- * the SDK client through `pqcFetch` (SSE and JSON), then docs/PROTOCOL.md §3–§6 request by request: each rejection of §6
- * with its status, reason, id and `WWW-Authenticate`, and after each one a valid request still answered.
+ * The conformance suite every server adapter runs over real HTTP, with a real MCP SDK server behind it: the SDK
+ * client through `pqcFetch` (SSE and JSON), then docs/PROTOCOL.md §3-§6 request by request: each rejection of §6 with
+ * its status, reason, id, signature (only session rejections of recorded sessions are signed) and
+ * `WWW-Authenticate`, and after each one a valid request still answered and the application untouched.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import {
-  AgentIdentity,
-  MessageSigner,
-  PQCHandshake,
-  PQC_ENVELOPE_HEADER,
-  parseLossless,
-  pqcFetch,
-  verifyWithSession,
-  type JsonValue,
-  type PQCServerOptions,
-  type PQCSession,
-} from '@pqc-mcp/core';
+import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCServerOptions } from '@pqc-mcp/core';
 import { seededIdentity } from './identities.js';
+import { MCP_HEADERS, RawClient, initializeMessage, messageTexts } from './raw-client.js';
 import { readVector, type ProtocolVectors } from './vectors.js';
 
 /** A server started by an adapter's test for the suite. */
@@ -60,153 +51,24 @@ export function conformancePeers(): AgentIdentity[] {
   return [CLIENT, OTHER, AgentIdentity.fromSeed(python.seed, { algorithm: 'ML-DSA-65' })];
 }
 
-const PROTOCOL_VERSION = '2025-06-18';
-
-function initializeMessage(id: number): Record<string, unknown> {
-  return {
-    jsonrpc: '2.0',
-    id,
-    method: 'initialize',
-    params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'conformance', version: '1.0.0' } },
-  };
-}
-
-const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-
-/** The JSON-RPC messages of a response body (JSON or SSE), as lossless trees. */
-async function messagesOf(response: Response): Promise<JsonValue[]> {
-  const text = await response.text();
-  const type = response.headers.get('content-type') ?? '';
-  if (type.startsWith('text/event-stream')) {
-    const out: JsonValue[] = [];
-    for (const event of text.split(/\r?\n\r?\n/)) {
-      const data = event
-        .split(/\r?\n/)
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).replace(/^ /, ''))
-        .join('\n');
-      if (data.trim() !== '') out.push(parseLossless(data));
-    }
-    return out;
-  }
-  if (text.trim() === '') return [];
-  const tree = parseLossless(text);
-  return Array.isArray(tree) ? tree : [tree];
-}
-
-/** A raw protocol client: handshake, sign, send, verify, so every byte can be controlled. */
-class RawClient {
-  session!: PQCSession;
-  mcpSessionId: string | undefined;
-  private readonly signer: MessageSigner;
-  private nextId = 100;
-
-  constructor(
-    readonly url: string,
-    readonly identity: AgentIdentity = CLIENT,
-    readonly serverDid: string = SERVER.did,
-  ) {
-    this.signer = new MessageSigner(identity);
-  }
-
-  get handshakeUrl(): string {
-    return new URL('pqc/handshake', this.url).href;
-  }
-
-  async handshake(profile: 1 | 2 = 2): Promise<PQCSession> {
-    const { request, pending } = await PQCHandshake.initiate(this.identity, { profile });
-    const response = await fetch(this.handshakeUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
-    const text = await response.text();
-    if (response.status !== 200) throw new Error(`handshake answered ${response.status}: ${text}`);
-    this.session = await PQCHandshake.complete(text, this.identity, pending, { serverDid: this.serverDid });
-    return this.session;
-  }
-
-  id(): number {
-    return this.nextId++;
-  }
-
-  async sign(message: object | string, options: { now?: number; profile?: 1 | 2; sessionId?: string } = {}) {
-    return this.signer.signMessage(message, {
-      sessionId: options.sessionId ?? this.session.sessionId,
-      profile: options.profile ?? this.session.profile,
-      now: options.now,
-    });
-  }
-
-  post(body: string, headers: Record<string, string> = {}): Promise<Response> {
-    const h: Record<string, string> = { ...MCP_HEADERS, ...headers };
-    if (this.mcpSessionId) {
-      h['mcp-session-id'] = this.mcpSessionId;
-      h['mcp-protocol-version'] = PROTOCOL_VERSION;
-    }
-    return fetch(this.url, { method: 'POST', headers: h, body });
-  }
-
-  /** Verifies every message of a response against the pinned server; returns them without `_pqc`. */
-  async verified(response: Response, inReplyTo: string | null): Promise<Record<string, unknown>[]> {
-    const out: Record<string, unknown>[] = [];
-    for (const message of await messagesOf(response)) {
-      const verdict = await verifyWithSession(message, this.session, { inReplyTo });
-      if (!verdict.ok) throw new Error(`server message refused: ${verdict.reason} (${verdict.detail})`);
-      out.push(JSON.parse(JSON.stringify(Object.fromEntries(message as Map<string, unknown>), (_k, v) =>
-        v instanceof Map ? Object.fromEntries(v) : typeof v === 'object' && v !== null && 'lexeme' in v ? Number((v as { lexeme: string }).lexeme) : v,
-      )) as Record<string, unknown>);
-    }
-    return out;
-  }
-
-  /** initialize + notifications/initialized, signed; leaves the MCP session id set. */
-  async initialize(): Promise<Record<string, unknown>> {
-    this.mcpSessionId = undefined;
-    const signed = await this.sign(initializeMessage(this.id()));
-    const response = await this.post(signed.text);
-    expect(response.status).toBe(200);
-    this.mcpSessionId = response.headers.get('mcp-session-id') ?? undefined;
-    const [result] = await this.verified(response, signed.nonce);
-    const note = await this.sign({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    const ack = await this.post(note.text);
-    expect(ack.status).toBe(202);
-    expect(await ack.text()).toBe('');
-    return result!;
-  }
-
-  /** A signed tools/call, verified; returns the result message. */
-  async call(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const signed = await this.sign({ jsonrpc: '2.0', id: this.id(), method: 'tools/call', params: { name, arguments: args } });
-    const response = await this.post(signed.text);
-    expect(response.status).toBe(200);
-    const messages = await this.verified(response, signed.nonce);
-    return messages.find((m) => 'result' in m || 'error' in m)!;
-  }
-
-  /** A bodyless request with its PQC-Envelope (docs/PROTOCOL.md §4). */
-  async bodyless(method: 'GET' | 'DELETE', envelope?: string, signal?: AbortSignal): Promise<Response> {
-    const url = new URL(this.url);
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
-    if (this.mcpSessionId) {
-      headers['mcp-session-id'] = this.mcpSessionId;
-      headers['mcp-protocol-version'] = PROTOCOL_VERSION;
-    }
-    if (envelope === undefined) {
-      const signed = await this.sign({ http: { method, path: url.pathname + url.search, mcp_session_id: this.mcpSessionId ?? null } });
-      envelope = JSON.stringify(signed.envelope);
-    }
-    if (envelope !== '') headers[PQC_ENVELOPE_HEADER] = envelope;
-    return fetch(url, { method, headers, signal });
-  }
-}
-
-/** Expects a §6 rejection: status, reason, id, unsigned, and WWW-Authenticate on 401. */
-async function expectRejection(response: Response, status: number, reason: string, id: string | number | null, client: RawClient): Promise<void> {
+/** Expects a rejection of §6: status, reason, id, signed or not, and WWW-Authenticate on 401. */
+async function expectRejection(
+  response: Response,
+  status: number,
+  reason: string,
+  id: string | number | null,
+  client: RawClient,
+  signed = false,
+): Promise<string> {
   const text = await response.text();
   expect({ status: response.status, body: text }).toMatchObject({ status });
   const body = JSON.parse(text) as { id: unknown; error: { code: number; data: { pqc: string } } };
   expect(body.error.data.pqc).toBe(reason);
   expect(body.error.code).toBe(-32010);
   expect(body.id).toBe(id);
-  expect(text).not.toContain('_pqc');
+  expect({ reason, signed: text.includes('"_pqc"') }).toEqual({ reason, signed });
   if (status === 401) expect(response.headers.get('www-authenticate')).toBe(`PQC handshake="${client.handshakeUrl}"`);
+  return text;
 }
 
 /** Replaces one envelope member of a signed message's text after signing. */
@@ -232,14 +94,17 @@ export function runConformanceSuite(name: string, start: StartServer): void {
       test('initialize, tools/list, tools/call, close', async () => {
         const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did });
         const client = new Client({ name: 'conformance', version: '1.0.0' });
-        await client.connect(new StreamableHTTPClientTransport(new URL(server.url), { fetch }));
+        const transport = new StreamableHTTPClientTransport(new URL(server.url), { fetch });
+        await client.connect(transport);
         const { tools } = await client.listTools();
         expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
         expect(await client.callTool({ name: 'echo', arguments: { text: 'héllo 😀' } })).toMatchObject({
           content: [{ type: 'text', text: 'héllo 😀' }],
         });
         expect(await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+        await transport.terminateSession();
         await client.close();
+        await fetch.endSession();
         const audit = fetch.audit.entries();
         expect(audit.filter((e) => e.operation === 'rejected')).toEqual([]);
         expect(audit.filter((e) => e.operation === 'response').length).toBeGreaterThanOrEqual(3);
@@ -253,8 +118,8 @@ export function runConformanceSuite(name: string, start: StartServer): void {
       const vectors = readVector<ProtocolVectors>('protocol.json');
 
       beforeAll(async () => {
-        server = await start({ json: false, pqc: { identity: SERVER, maxBodyBytes: 64 * 1024, authorize: (peer) => peer.did !== OTHER.did } });
-        client = new RawClient(server.url);
+        server = await start({ json: false, pqc: { identity: SERVER, maxBodyBytes: 64 * 1024, maxBatch: 4, authorize: (peer) => peer.did !== OTHER.did } });
+        client = new RawClient(server.url, CLIENT, SERVER.did);
         await client.handshake();
       });
       afterAll(() => server.close());
@@ -270,10 +135,10 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         }
       }
 
-      /** The app saw nothing of a rejected request. */
-      async function rejected(send: () => Promise<Response>, status: number, reason: string, id: string | number | null) {
+      /** The app saw nothing of a rejected request, and the server still serves. */
+      async function rejected(send: () => Promise<Response>, status: number, reason: string, id: string | number | null, signed = false) {
         const seenBefore = server.seen?.length ?? 0;
-        await expectRejection(await send(), status, reason, id, client);
+        await expectRejection(await send(), status, reason, id, client, signed);
         if (server.seen) expect(server.seen.length).toBe(seenBefore);
         await stillServes();
       }
@@ -281,10 +146,10 @@ export function runConformanceSuite(name: string, start: StartServer): void {
       test('GET pqc/handshake tells the server identity', async () => {
         const response = await fetch(client.handshakeUrl);
         expect(response.status).toBe(200);
-        expect(await response.json()).toMatchObject({ did: SERVER.did, algorithm: SERVER.algorithm, public_key: SERVER.publicKeyHex, versions: [2] });
+        expect(await response.json()).toEqual({ did: SERVER.did, algorithm: SERVER.algorithm, public_key: SERVER.publicKeyHex, versions: [2] });
       });
 
-      test('initialize, notification (202), tools/call: every message verified with in_reply_to', async () => {
+      test('initialize, notification (202), tools/call: every message verified, bound to its request, no event ids', async () => {
         await client.initialize();
         expect(await client.call('add', { a: 1, b: 2 })).toMatchObject({ result: { content: [{ type: 'text', text: '3' }] } });
       });
@@ -295,17 +160,17 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         const b = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } });
         const response = await client.post(`[${a.text},${b.text}]`);
         expect(response.status).toBe(200);
-        const messages = await messagesOf(response);
-        expect(messages.length).toBe(2);
-        for (const message of messages) {
-          const id = (message as Map<string, JsonValue>).get('id');
-          const expected = String((id as { lexeme?: string }).lexeme) === String(a.message.id) ? a.nonce : b.nonce;
-          const verdict = await verifyWithSession(message, client.session, { inReplyTo: expected });
-          expect(verdict).toMatchObject({ ok: true });
+        const texts = await messageTexts(response);
+        expect(texts.length).toBe(2);
+        for (const text of texts) {
+          const result = await MessageSigner.verifyMessage(text, { peer: client.session.peer });
+          expect(result).toMatchObject({ valid: true, sessionId: client.session.sessionId });
+          const id = (JSON.parse(text) as { id: number }).id;
+          expect(result.inReplyTo).toBe(id === (a.message.id as number) ? a.nonce : b.nonce);
         }
       });
 
-      test('GET stream and DELETE with PQC-Envelope', async () => {
+      test('GET stream and DELETE of the MCP session with PQC-Envelope; no body, no resumption', async () => {
         await client.initialize();
         const abort = new AbortController();
         const stream = await client.bodyless('GET', undefined, abort.signal);
@@ -314,19 +179,20 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         abort.abort();
         await stream.body?.cancel().catch(() => {});
         await expectRejection(await client.bodyless('GET', ''), 401, 'missing_envelope', null, client);
-        const replayed = await client.sign({ http: { method: 'DELETE', path: new URL(client.url).pathname, mcp_session_id: client.mcpSessionId ?? null } });
-        const del = await client.bodyless('DELETE', JSON.stringify(replayed.envelope));
+        await expectRejection(await client.bodyless('GET', undefined, undefined, client.url, { 'last-event-id': '1' }), 400, 'invalid_envelope', null, client);
+        const envelope = await client.envelope('DELETE');
+        const del = await client.bodyless('DELETE', envelope);
         expect(del.status).toBe(200);
         await del.text();
-        await expectRejection(await client.bodyless('DELETE', JSON.stringify(replayed.envelope)), 401, 'replay_detected', null, client);
+        await expectRejection(await client.bodyless('DELETE', envelope), 401, 'replay_detected', null, client);
         // An envelope for another path does not open this one.
-        const wrongPath = await client.sign({ http: { method: 'GET', path: '/elsewhere', mcp_session_id: client.mcpSessionId ?? null } });
-        await expectRejection(await client.bodyless('GET', JSON.stringify(wrongPath.envelope)), 401, 'invalid_signature', null, client);
+        const wrongPath = await client.envelope('GET', { path: '/elsewhere' });
+        await expectRejection(await client.bodyless('GET', wrongPath), 401, 'invalid_signature', null, client);
       });
 
       test('Python-style floats signed by the vectors client key verify from the raw body', async () => {
         const seed = vectors.identities.find((i) => i.role === 'client' && i.algorithm === 'ML-DSA-65')!.seed;
-        const python = new RawClient(server.url, AgentIdentity.fromSeed(seed, { algorithm: 'ML-DSA-65' }));
+        const python = new RawClient(server.url, AgentIdentity.fromSeed(seed, { algorithm: 'ML-DSA-65' }), SERVER.did);
         await python.handshake();
         await python.initialize();
         const text = '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 7.0, "b": 1e-07}}}';
@@ -356,6 +222,23 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         await stillServes();
       });
 
+      test('no PQC-Session header → 401 missing_envelope, before the body is read', async () => {
+        const signed = await client.sign(initializeMessage(41));
+        await rejected(() => client.post(signed.text, { [`PQC-Session`]: undefined }), 401, 'missing_envelope', null);
+      });
+
+      test('a PQC-Session of no recorded session → 401 unknown_session, unsigned', async () => {
+        const signed = await client.sign(initializeMessage(47), { sessionId: 'ab'.repeat(16) });
+        await rejected(() => client.post(signed.text, { 'PQC-Session': 'ab'.repeat(16) }), 401, 'unknown_session', null);
+      });
+
+      test('messages naming another session than the header → 400 invalid_envelope', async () => {
+        const other = new RawClient(server.url, CLIENT, SERVER.did);
+        await other.handshake();
+        const signed = await client.sign(initializeMessage(48));
+        await rejected(() => client.post(signed.text, { 'PQC-Session': other.session.sessionId }), 400, 'invalid_envelope', 48);
+      });
+
       test('unsigned → 401 missing_envelope', async () => {
         await rejected(() => client.post(JSON.stringify(initializeMessage(41))), 401, 'missing_envelope', 41);
       });
@@ -369,9 +252,28 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         await rejected(() => client.post(signed.text.replace('{"jsonrpc":"2.0",', '{"jsonrpc":"2.0","id":1,')), 400, 'malformed_json', null);
       });
 
-      test('oversized body → 413 body_too_large', async () => {
+      test('oversized body → 413 body_too_large, and the client reads the answer', async () => {
         const big = await client.sign({ jsonrpc: '2.0', id: 43, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(100 * 1024) } } });
         await rejected(() => client.post(big.text), 413, 'body_too_large', null);
+      });
+
+      test('a batch over the limit → 400 invalid_envelope', async () => {
+        const batch = await Promise.all([1, 2, 3, 4, 5].map(async (i) => (await client.sign({ jsonrpc: '2.0', id: 300 + i, method: 'tools/list' })).text));
+        await rejected(() => client.post(`[${batch.join(',')}]`), 400, 'invalid_envelope', null);
+      });
+
+      test('no http in the envelope → 400 invalid_envelope; another target → 401 target_mismatch', async () => {
+        const bare = await new MessageSigner(CLIENT).signMessage(initializeMessage(53), { sessionId: client.session.sessionId });
+        await rejected(() => client.post(bare.text), 400, 'invalid_envelope', 53);
+        const elsewhere = await client.sign(initializeMessage(54), { path: `${client.path}?x=1` });
+        await rejected(() => client.post(elsewhere.text), 401, 'target_mismatch', 54);
+        const query = await client.sign(initializeMessage(55));
+        await rejected(() => client.post(query.text, {}, `${client.url}?injected=1`), 401, 'target_mismatch', 55);
+      });
+
+      test('Last-Event-ID → 400 invalid_envelope (no stream resumption)', async () => {
+        const signed = await client.sign(initializeMessage(56));
+        await rejected(() => client.post(signed.text, { 'Last-Event-ID': '0' }), 400, 'invalid_envelope', null);
       });
 
       test('bad hex → 400 invalid_envelope', async () => {
@@ -389,16 +291,12 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         await rejected(() => client.post(signed.text), 401, 'stale_timestamp', 46);
       });
 
-      test('unknown session → 401 unknown_session', async () => {
-        const signed = await client.sign(initializeMessage(47), { sessionId: 'ab'.repeat(16) });
-        await rejected(() => client.post(signed.text), 401, 'unknown_session', 47);
-      });
-
       test('another key claiming the peer DID → 401 invalid_signature / peer_mismatch', async () => {
         const forger = new MessageSigner(OTHER);
-        const forged = await forger.signMessage(initializeMessage(48), { sessionId: client.session.sessionId });
+        const http = { method: 'POST', path: client.path, mcpSessionId: null };
+        const forged = await forger.signMessage(initializeMessage(48), { sessionId: client.session.sessionId, http });
         await rejected(() => client.post(tamperEnvelope(forged.text, 'signer_did', CLIENT.did)), 401, 'invalid_signature', 48);
-        const withKey = await forger.signMessage(initializeMessage(49), { sessionId: client.session.sessionId, includePublicKey: true });
+        const withKey = await forger.signMessage(initializeMessage(49), { sessionId: client.session.sessionId, includePublicKey: true, http });
         await rejected(() => client.post(tamperEnvelope(withKey.text, 'signer_did', CLIENT.did)), 401, 'peer_mismatch', 49);
       });
 
@@ -414,30 +312,63 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         await rejected(() => client.post(signed.text), 401, 'replay_detected', 51);
       });
 
-      test('v1 while disabled → 400 unsupported_version', async () => {
-        const signed = await client.sign(initializeMessage(52), { profile: 1 });
-        await rejected(() => client.post(signed.text), 400, 'unsupported_version', 52);
+      test('v1 while disabled: a v1 message → 401 missing_envelope; a v1 handshake → 400 unsupported_version, said why', async () => {
+        const signed = await new MessageSigner(CLIENT).signMessage(initializeMessage(52), { profile: 1, sessionId: client.session.sessionId });
+        await rejected(() => client.post(signed.text, { 'PQC-Session': undefined }), 401, 'missing_envelope', null);
+        const { request } = await PQCHandshake.initiate(CLIENT, { profile: 1 });
+        for (const path of ['handshake', 'pqc/handshake']) {
+          const response = await fetch(new URL(path, client.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
+          const text = await expectRejection(response, 400, 'unsupported_version', null, client);
+          expect(text).toMatch(/v1.*disabled.*profiles/);
+        }
       });
 
       test('unauthorized DID → 403 peer_not_authorized at the handshake', async () => {
-        const outsider = new RawClient(server.url, OTHER);
+        const outsider = new RawClient(server.url, OTHER, SERVER.did);
         await expect(outsider.handshake()).rejects.toThrow(/403.*peer_not_authorized/);
         await stillServes();
       });
 
-      test('a handshake from a DID that does not match its key → 401 did_mismatch', async () => {
-        const { request } = await PQCHandshake.initiate(OTHER);
+      test('a handshake from a DID that does not match its key → 401 did_mismatch; for another server → 401 peer_mismatch', async () => {
+        const { request } = await PQCHandshake.initiate(OTHER, { serverDid: SERVER.did });
         const forged = JSON.stringify({ ...JSON.parse(request), client_did: CLIENT.did });
-        const response = await fetch(client.handshakeUrl, { method: 'POST', body: forged });
-        await expectRejection(response, 401, 'did_mismatch', null, client);
+        await expectRejection(await fetch(client.handshakeUrl, { method: 'POST', body: forged }), 401, 'did_mismatch', null, client);
+        const meant = await PQCHandshake.initiate(CLIENT, { serverDid: OTHER.did });
+        await expectRejection(await fetch(client.handshakeUrl, { method: 'POST', body: meant.request }), 401, 'peer_mismatch', null, client);
         await stillServes();
       });
 
       test('a replayed handshake → 401 replay_detected', async () => {
-        const { request } = await PQCHandshake.initiate(CLIENT);
+        const { request } = await PQCHandshake.initiate(CLIENT, { serverDid: SERVER.did });
         expect((await fetch(client.handshakeUrl, { method: 'POST', body: request })).status).toBe(200);
         await expectRejection(await fetch(client.handshakeUrl, { method: 'POST', body: request }), 401, 'replay_detected', null, client);
         await stillServes();
+      });
+
+      test('a session ended by its client (DELETE pqc/handshake) → 204; its next request a signed 401 unknown_session', async () => {
+        const ending = new RawClient(server.url, CLIENT, SERVER.did);
+        await ending.handshake();
+        await ending.initialize();
+        const end = await ending.endSession();
+        expect(end.status).toBe(204);
+        const signed = await ending.sign({ jsonrpc: '2.0', id: 57, method: 'tools/list' });
+        const text = await expectRejection(await ending.post(signed.text), 401, 'unknown_session', 57, client, true);
+        const result = await MessageSigner.verifyMessage(text, { peer: ending.session.peer });
+        expect(result).toMatchObject({ valid: true, sessionId: ending.session.sessionId, inReplyTo: signed.nonce });
+        // Not twice: the same request again is a replay, answered unsigned.
+        await expectRejection(await ending.post(signed.text), 401, 'replay_detected', 57, client);
+      });
+
+      test('the app answers carry the MCP session they belong to (mcp_session_id), and it belongs to this client', async () => {
+        await client.initialize();
+        expect(client.mcpSessionId).toEqual(expect.any(String));
+        const intruder = new RawClient(server.url, seededIdentity(14), SERVER.did);
+        await intruder.handshake();
+        intruder.mcpSessionId = client.mcpSessionId;
+        const signed = await intruder.sign({ jsonrpc: '2.0', id: 58, method: 'tools/list' });
+        await expectRejection(await intruder.post(signed.text), 401, 'peer_mismatch', 58, client);
+        await expectRejection(await intruder.bodyless('DELETE'), 401, 'peer_mismatch', null, client);
+        expect(await client.call('echo', { text: 'still mine' })).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
       });
     });
 
@@ -448,13 +379,14 @@ export function runConformanceSuite(name: string, start: StartServer): void {
       });
       afterAll(() => server.close());
 
-      test('an expired session → 401 session_expired; a new handshake works', async () => {
-        const client = new RawClient(server.url);
+      test('an expired session → a signed 401 session_expired; a new handshake works', async () => {
+        const client = new RawClient(server.url, CLIENT, SERVER.did);
         await client.handshake();
         await client.initialize();
         await new Promise((resolve) => setTimeout(resolve, 1100));
         const signed = await client.sign({ jsonrpc: '2.0', id: 60, method: 'tools/list' });
-        await expectRejection(await client.post(signed.text), 401, 'session_expired', 60, client);
+        const text = await expectRejection(await client.post(signed.text), 401, 'session_expired', 60, client, true);
+        expect(await MessageSigner.verifyMessage(text, { peer: client.session.peer })).toMatchObject({ valid: true, inReplyTo: signed.nonce });
         await client.handshake();
         await client.initialize();
         expect(await client.call('echo', { text: 'again' })).toMatchObject({ result: { content: [{ text: 'again' }] } });

@@ -6,3 +6,4 @@ export * from './redis.js';
 export * from './redis-process.js';
 export * from './report.js';
 export * from './store-contract.js';
+export * from './raw-client.js';

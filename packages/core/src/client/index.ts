@@ -6,9 +6,9 @@
  */
 import type { AuditLog } from '../audit.js';
 import { MessageSigner, idKey } from '../envelope.js';
-import { HandshakeError, PQCTransportError, errorForReason } from '../errors.js';
+import { HandshakeError, errorForReason } from '../errors.js';
 import { PQCHandshake } from '../handshake.js';
-import { mediaType, pqcReasonOf, readBodyLimited } from '../http.js';
+import { mediaType, readBodyLimited } from '../http.js';
 import { isDid } from '../identity.js';
 import { parseLossless, type JsonObject, type JsonValue } from '../json/lossless.js';
 import { LAST_EVENT_ID_HEADER, MCP_SESSION_HEADER, PQC_ENVELOPE_HEADER, PQC_SESSION_HEADER, handshakePathFor } from '../protocol.js';
@@ -90,7 +90,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   async function handshake(endpoint: string | URL): Promise<PQCSession> {
     const url = handshakeUrlFor(o, new URL(String(endpoint)));
     const serverDid = await serverDidFor(url);
-    const { request, pending: state } = await PQCHandshake.initiate(o.identity, { profile: o.profile, serverDid });
+    const { request, pending: state } = await PQCHandshake.initiate(o.identity, { profile: o.profile, serverDid, now: o.now });
     const response = await o.fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
@@ -112,6 +112,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
       serverPublicKey: o.serverPublicKey,
       algorithms: o.algorithms,
       audit: o.audit,
+      now: o.now,
     });
     pinnedDid ??= next.peerDid; // trust on first use: later handshakes must reach the same server
     session = next;
@@ -121,7 +122,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   }
 
   function ensureSession(endpoint: URL): Promise<PQCSession> {
-    if (session && session.isValid()) return Promise.resolve(session);
+    if (session && session.isValid(o.now)) return Promise.resolve(session);
     pending ??= handshake(endpoint).finally(() => {
       pending = undefined;
     });
@@ -143,10 +144,10 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
     const byId = new Map<string, string>();
     const nonces: string[] = [];
     const waiting = new Map<string, string | number>();
-    const sentAt = Date.now();
+    const sentAt = o.now();
     const init: RequestInit = { ...out.init, method, headers, redirect: 'manual' };
     if (out.body === undefined || method === 'GET' || method === 'HEAD' || method === 'DELETE') {
-      const signed = await signer.signMessage({ http: { method, path, mcp_session_id: mcpSessionId } }, { sessionId: s.sessionId, profile: s.profile });
+      const signed = await signer.signMessage({ http: { method, path, mcp_session_id: mcpSessionId } }, { sessionId: s.sessionId, profile: s.profile, now: o.now });
       headers.set(PQC_ENVELOPE_HEADER, JSON.stringify(signed.envelope));
       nonces.push(signed.nonce);
       return { init, expect: { method, byId, first: undefined, hadRequest: false, nonces, pending: waiting, sentAt } };
@@ -167,6 +168,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
         profile: s.profile,
         inReplyTo: answers,
         http: s.profile === 2 ? { method, path, mcpSessionId } : undefined,
+        now: o.now,
       });
       texts.push(signed.text);
       nonces.push(signed.nonce);
@@ -221,17 +223,12 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
     const url = handshakeUrl;
     session = undefined;
     if (!s || !url || s.profile !== 2) return;
-    const signed = await signer.signMessage({ http: { method: 'DELETE', path: url.pathname + url.search, mcp_session_id: null } }, { sessionId: s.sessionId });
+    const signed = await signer.signMessage({ http: { method: 'DELETE', path: url.pathname + url.search, mcp_session_id: null } }, { sessionId: s.sessionId, now: o.now });
     const response = await o.fetch(url, { method: 'DELETE', headers: { [PQC_ENVELOPE_HEADER]: JSON.stringify(signed.envelope) }, redirect: 'manual' });
-    await response.body?.cancel().catch(() => {});
+    const text = await response.text().catch(() => '');
     if (response.status !== 204) {
-      let reason;
-      try {
-        reason = pqcReasonOf(await response.clone().json());
-      } catch {
-        reason = undefined;
-      }
-      throw new PQCTransportError(reason ?? 'handshake_failed', `ending the session: HTTP ${response.status}`);
+      const reason = unsignedRejectionReason(text);
+      throw errorForReason(reason ?? 'handshake_failed', `ending the session: HTTP ${response.status}${reason ? ` (${reason})` : ''}`);
     }
   }
 

@@ -37,6 +37,8 @@ export interface PQCFetchOptions {
   fetch?: FetchLike;
   /** The client's audit trail: an `AuditLog`, or a sink function. */
   audit?: AuditLog | AuditSink;
+  /** The client's clock, epoch ms (default `Date.now`): for tests and replays of recorded exchanges. */
+  now?: () => number;
 }
 
 /** The options as the client uses them. */
@@ -53,6 +55,7 @@ export interface ResolvedFetchOptions {
   readonly maxJsonValues: number;
   readonly fetch: FetchLike;
   readonly audit: AuditLog;
+  readonly now: () => number;
 }
 
 function optionError(name: string, rule: string): TypeError {
@@ -107,6 +110,7 @@ export function resolveFetchOptions(options: PQCFetchOptions): ResolvedFetchOpti
     }
   }
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw optionError('fetch', 'must be a function');
+  if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function returning epoch milliseconds');
   const inner = options.fetch;
   return {
     identity: options.identity,
@@ -120,5 +124,6 @@ export function resolveFetchOptions(options: PQCFetchOptions): ResolvedFetchOpti
     maxJsonValues: positive(options.maxJsonValues, 'maxJsonValues', DEFAULT_CLIENT_MAX_JSON_VALUES),
     fetch: inner ?? ((input, init) => globalThis.fetch(input, init)),
     audit: options.audit instanceof AuditLog ? options.audit : new AuditLog(typeof options.audit === 'function' ? { sink: options.audit } : {}),
+    now: options.now ?? Date.now,
   };
 }

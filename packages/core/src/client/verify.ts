@@ -9,7 +9,7 @@ import { PQCTransportError, SignatureVerificationError, errorForReason, type PQC
 import { headersForNewBody, mediaType, pqcReasonOf, readBodyLimited } from '../http.js';
 import { serializeJson } from '../json/canonical.js';
 import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from '../json/lossless.js';
-import { ENVELOPE_KEY, MCP_SESSION_HEADER, PQC_ERROR_CODE } from '../protocol.js';
+import { ENVELOPE_KEY, MCP_SESSION_HEADER, PQC_ERROR_CODE, nonceRetentionSec } from '../protocol.js';
 import type { PQCSession } from '../session.js';
 import { transformEventStream } from '../sse.js';
 import type { ResolvedFetchOptions } from './options.js';
@@ -46,22 +46,23 @@ export function outcomeUnknown(detail: string): PQCTransportError {
 }
 
 /** Steps 2-6 of §3 and the client's own steps on one server message; resolves the parsed envelope. */
-async function verifyServerMessage(
+export async function verifyServerMessage(
   message: JsonValue,
   s: PQCSession,
   o: ResolvedFetchOptions,
   inReplyTo: string | null,
 ): Promise<{ parsed: ParsedEnvelope; digest: string }> {
-  const checked = checkEnvelope(message, { profiles: [s.profile], algorithms: o.algorithms, clockSkewSec: o.clockSkewSec, http: 'forbidden' });
+  const checked = checkEnvelope(message, { profiles: [s.profile], algorithms: o.algorithms, clockSkewSec: o.clockSkewSec, now: o.now, http: 'forbidden' });
   if (!checked.ok) throw refused(checked.reason, checked.detail);
   const parsed = checked.value;
   if (s.profile === 2 && parsed.sessionId !== s.sessionId) throw refused('unknown_session', 'the message names another session');
+  if (!s.isValid(o.now)) throw refused('session_expired', 'the session has expired');
   if (parsed.algorithm !== s.peerAlgorithm || !checkPeer(parsed, s.peer)) throw refused('peer_mismatch', 'the signer is not the pinned server');
   const digest = await verifyEnvelopeSignature(parsed, s.peer.verifyingKey);
   if (digest === undefined) throw refused('invalid_signature', 'the signature does not verify');
   // v1 signs nothing of the envelope: its replays are recognised by the signed digest.
   const replayKey = s.profile === 2 ? parsed.nonce : `d:${digest}`;
-  if (!s.checkNonce(replayKey, parsed.timestampMs, undefined, 2 * o.clockSkewSec + 60)) throw refused('replay_detected', 'this message was seen before');
+  if (!s.checkNonce(replayKey, parsed.timestampMs, o.now, nonceRetentionSec(o.clockSkewSec))) throw refused('replay_detected', 'this message was seen before');
   if (s.profile === 2 && (parsed.inReplyTo ?? null) !== inReplyTo) throw refused('peer_mismatch', 'in_reply_to does not bind the request sent');
   return { parsed, digest };
 }
@@ -216,14 +217,16 @@ async function readEventStream(response: Response, s: PQCSession, o: ResolvedFet
  * The caller's view of an answer: verified and stripped, or an error. `expect` is undefined for a GET stream (whose
  * messages bind no request).
  */
-export async function readAnswer(response: Response, s: PQCSession, o: ResolvedFetchOptions, expect: Expectation, serverRequests: ServerRequests): Promise<Response> {
+export async function readAnswer(answer: Response, s: PQCSession, o: ResolvedFetchOptions, expect: Expectation, serverRequests: ServerRequests): Promise<Response> {
+  let response = answer;
   const status = response.status;
   const type = mediaType(response.headers);
-  const empty = response.body === null || response.headers.get('content-length') === '0';
   // The only unsigned answers accepted: an empty 202 to a POST that held no request, an empty 2xx to a DELETE.
-  if (empty && ((status === 202 && expect.method === 'POST' && !expect.hadRequest) || (expect.method === 'DELETE' && status >= 200 && status < 300))) {
-    await response.body?.cancel().catch(() => {});
-    return new Response(null, { status, statusText: response.statusText, headers: headersForNewBody(response.headers) });
+  if ((status === 202 && expect.method === 'POST' && !expect.hadRequest) || (expect.method === 'DELETE' && status >= 200 && status < 300)) {
+    const bytes = await readBodyLimited(response.body, o.maxResponseBytes, response.headers.get('content-length')).catch(() => undefined);
+    if (bytes?.byteLength === 0) return new Response(null, { status, statusText: response.statusText, headers: headersForNewBody(response.headers) });
+    if (bytes === undefined) throw outcomeUnknown(`an oversized answer (HTTP ${status})`);
+    response = new Response(bytes, response);
   }
   if (type === 'text/event-stream' && response.body && status >= 200 && status < 300) {
     return readEventStream(response, s, o, expect.method === 'GET' ? undefined : expect, serverRequests);
@@ -249,14 +252,14 @@ export async function signedSessionRejection(text: string, s: PQCSession, o: Res
   if (!(tree instanceof Map) || !tree.has(ENVELOPE_KEY) || s.profile !== 2) return undefined;
   const reason = pqcReasonOf(JSON.parse(text));
   if (reason !== 'unknown_session' && reason !== 'session_expired') return undefined;
-  const checked = checkEnvelope(tree, { profiles: [2], algorithms: o.algorithms, clockSkewSec: o.clockSkewSec, http: 'forbidden' });
+  const checked = checkEnvelope(tree, { profiles: [2], algorithms: o.algorithms, clockSkewSec: o.clockSkewSec, now: o.now, http: 'forbidden' });
   if (!checked.ok) return undefined;
   const parsed = checked.value;
   if (parsed.sessionId !== s.sessionId || parsed.inReplyTo === undefined || !expect.nonces.includes(parsed.inReplyTo)) return undefined;
   if (Math.abs(parsed.timestampMs - expect.sentAt) >= o.clockSkewSec * 1000) return undefined;
   if (parsed.algorithm !== s.peerAlgorithm || !checkPeer(parsed, s.peer)) return undefined;
   if ((await verifyEnvelopeSignature(parsed, s.peer.verifyingKey)) === undefined) return undefined;
-  if (!s.checkNonce(parsed.nonce, parsed.timestampMs, undefined, 2 * o.clockSkewSec + 60)) return undefined;
+  if (!s.checkNonce(parsed.nonce, parsed.timestampMs, o.now, nonceRetentionSec(o.clockSkewSec))) return undefined;
   s.logOperation({ operation: 'rejected', verified: true, reason, signer_did: parsed.signerDid, details: { detail: 'signed session rejection' } });
   return reason;
 }

@@ -1,6 +1,5 @@
 /** A Node `IncomingMessage` as the web `Request` the core reads, and the request target and routed path it needs. */
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import { originForm } from '../server/route.js';
 
 /** Host header values that cannot change how the URL parses (`a/b`, `a#`, `a?` or `a\\b` would move the path). */
@@ -21,6 +20,46 @@ export function nodeRequestUrl(req: IncomingMessage): URL {
   return new URL(`http://${host}${originForm(nodeRequestTarget(req)) ?? '/'}`);
 }
 
+/**
+ * The body of a Node request as a web stream, with backpressure. Cancelling it (the core refused the request without
+ * reading it all) does not destroy the request: the rest is read and dropped within a bound (`lingerOnUnreadBody`), so
+ * the answer reaches the client and a kept-alive connection stays usable.
+ */
+function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let onData: ((chunk: Buffer) => void) | undefined;
+  let settled = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        onData = (chunk) => {
+          if (settled) return;
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 0) <= 0) req.pause();
+        };
+        req.on('data', onData);
+        req.once('end', () => {
+          if (!settled) controller.close();
+          settled = true;
+        });
+        req.once('error', (err) => {
+          if (!settled) controller.error(err);
+          settled = true;
+        });
+        req.pause();
+      },
+      pull() {
+        req.resume();
+      },
+      cancel() {
+        settled = true;
+        if (onData) req.off('data', onData);
+        lingerOnUnreadBody(req);
+      },
+    },
+    { highWaterMark: 1 },
+  );
+}
+
 /** A web `Request` for a Node request; `body` when the framework already read it, else streamed from `req`. */
 export function toWebRequest(req: IncomingMessage, body?: Uint8Array): Request {
   const headers = new Headers();
@@ -32,10 +71,12 @@ export function toWebRequest(req: IncomingMessage, body?: Uint8Array): Request {
   const method = req.method ?? 'GET';
   let init: BodyInit | null = null;
   if (method !== 'GET' && method !== 'HEAD') {
-    init = body !== undefined ? (body as Uint8Array<ArrayBuffer>) : (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>);
+    init = body !== undefined ? (body as Uint8Array<ArrayBuffer>) : bodyStream(req);
   }
   return new Request(nodeRequestUrl(req), { method, headers, body: init, duplex: 'half' } as RequestInit);
 }
+
+const lingering = new WeakSet<IncomingMessage>();
 
 /** Bytes of a request body that keep arriving after the answer was sent are read and dropped up to this bound. */
 const LINGER_BYTES = 16 * 1024 * 1024;
@@ -48,7 +89,8 @@ const LINGER_MS = 10_000;
  * dropped instead, within a bound, after which the connection is cut.
  */
 export function lingerOnUnreadBody(req: IncomingMessage): void {
-  if (req.complete || req.destroyed) return;
+  if (req.complete || req.destroyed || lingering.has(req)) return;
+  lingering.add(req);
   let received = 0;
   const stop = () => {
     clearTimeout(timer);

@@ -104,6 +104,7 @@ export async function signedRejection(
     sessionId: session.sessionId,
     inReplyTo: parsed.nonce,
     includePublicKey: ctx.o.includePublicKey,
+    now: ctx.o.now,
   });
   recordRejection(ctx, facts, reason, { detail, parsed, session }, true);
   facts.result.signed++;

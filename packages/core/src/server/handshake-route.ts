@@ -47,6 +47,7 @@ async function performHandshake(ctx: ServerContext, facts: RequestFacts): Promis
       maxSessionsPerClient: o.maxSessionsPerClient,
       authorize: o.authorize,
       audit: o.audit,
+      now: o.now,
     });
     Object.assign(facts.result, { kind: 'handshake', status: 200, peerDid: session.peerDid, sessionId: session.sessionId });
     facts.result.methods.push('pqc/handshake');

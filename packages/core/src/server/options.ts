@@ -92,6 +92,8 @@ export interface PQCServerOptions {
   backend?: BackendPreference;
   /** Told what became of each request (for logs and metrics). Errors it throws are ignored. */
   onResult?: (result: PQCRequestResult, request: Request) => void;
+  /** The server's clock, epoch ms (default `Date.now`): for tests and replays of recorded exchanges. */
+  now?: () => number;
 }
 
 /** The options as the handler uses them: every default applied, every path resolved. */
@@ -118,6 +120,7 @@ export interface ResolvedServerOptions {
   readonly audit: AuditLog;
   readonly includePublicKey: boolean;
   readonly onResult: ((result: PQCRequestResult, request: Request) => void) | undefined;
+  readonly now: () => number;
 }
 
 function optionError(name: string, rule: string): TypeError {
@@ -173,6 +176,7 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     throw optionError('authorize', 'must be a list of DIDs or a function (peer) => boolean');
   }
   if (options.onResult !== undefined && typeof options.onResult !== 'function') throw optionError('onResult', 'must be a function');
+  if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function returning epoch milliseconds');
   let identity = options.identity;
   if (options.backend !== undefined) {
     try {
@@ -204,5 +208,6 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     audit: resolveAudit(options.audit),
     includePublicKey: options.includePublicKey === true,
     onResult: options.onResult,
+    now: options.now ?? Date.now,
   });
 }

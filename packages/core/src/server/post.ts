@@ -147,8 +147,7 @@ export async function handlePost(ctx: ServerContext, facts: RequestFacts, next: 
     sessionId: session.profile === 2 ? session.sessionId : undefined,
   });
   if (accepted instanceof Response) return accepted;
-  const firstId = (messages[0] as JsonObject).get('id') ?? null;
-  const owner = await checkMcpSessionOwner(ctx, facts, session, accepted[0], firstId);
+  const owner = await checkMcpSessionOwner(ctx, facts, session, accepted[0], messageId(messages[0]!));
   if (owner) return owner;
   recordAccepted(ctx, facts, session, accepted);
   facts.result.kind = 'message';

@@ -35,6 +35,7 @@ async function signMessage(ctx: ServerContext, facts: RequestFacts, tree: JsonVa
     mcpSessionId: v2 ? mcpSessionId : undefined,
     includePublicKey: ctx.o.includePublicKey,
     profile: session.profile,
+    now: ctx.o.now,
   });
   // A request to the client: its answer must carry this nonce (§3 step 8).
   if (v2 && method !== null && key !== undefined) {

@@ -89,6 +89,7 @@ export async function verifyMessages(
       profiles: [session.profile],
       algorithms: o.algorithms,
       clockSkewSec: o.clockSkewSec,
+      now: o.now,
       http: session.profile === 2 ? rules.http : 'optional',
       mcpSessionId: false,
       sessionId: rules.sessionId,
@@ -168,7 +169,7 @@ async function v1Outcome(ctx: ServerContext, session: SessionRecord, message: Js
   const key = isRequest ? `v1:${session.peerDid}:${digest}` : `v1n:${session.sessionId}:${digest}`;
   if (!(await ctx.o.store.recordOnce(key, ctx.o.sessionTtlSec))) return 'replay';
   if (session.endedAt !== undefined) return 'ended';
-  return session.expiresAt <= Date.now() ? 'expired' : 'accepted';
+  return session.expiresAt <= ctx.o.now() ? 'expired' : 'accepted';
 }
 
 /** Step 8 for the `Mcp-Session-Id` sent: it must belong to this PQC peer (§9). */
