@@ -7,7 +7,8 @@ import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-
 import { handleNodeRequest, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
-export type { PQCHandler, PQCRequestContext, PQCServerOptions } from '@pqc-mcp/core';
+// The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
+export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of `pqcMiddleware`: core's server options plus `cryptoPool` (sign and verify in worker threads). */

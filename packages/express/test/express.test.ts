@@ -128,11 +128,14 @@ describe('pqcMiddleware in an Express chain', () => {
     expect(info.body).toMatchObject({ did: SERVER.did, versions: [2] });
     const { url, close } = await listen(app);
     try {
-      const { request: hello, pending } = await PQCHandshake.initiate(CLIENT);
+      const { request: hello, pending } = await PQCHandshake.initiate(CLIENT, { serverDid: SERVER.did });
       const answer = await fetch(new URL('pqc/handshake', url), { method: 'POST', body: hello });
       const session = await PQCHandshake.complete(await answer.text(), CLIENT, pending, { serverDid: SERVER.did });
-      const signed = await new MessageSigner(CLIENT).signMessage({ jsonrpc: '2.0', id: 5, method: 'ping' }, { sessionId: session.sessionId });
-      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: signed.text });
+      const signed = await new MessageSigner(CLIENT).signMessage(
+        { jsonrpc: '2.0', id: 5, method: 'ping' },
+        { sessionId: session.sessionId, http: { method: 'POST', path: '/mcp', mcpSessionId: null } },
+      );
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'pqc-session': session.sessionId }, body: signed.text });
       expect(response.status).toBe(200);
       expect(await response.text()).toContain('"_pqc"'); // signed by the core on the way out
       expect(seen).toEqual([{ jsonrpc: '2.0', id: 5, method: 'ping' }, CLIENT.did]);

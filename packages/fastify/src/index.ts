@@ -15,7 +15,8 @@ import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOp
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 
-export type { PQCHandler, PQCRequestContext, PQCServerOptions } from '@pqc-mcp/core';
+// The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
+export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of the plugin: core's server options plus `cryptoPool` (sign and verify in worker threads). */

@@ -247,12 +247,18 @@ describe('plain Fastify routes behind the plugin', () => {
     expect(((await response.json()) as { result: { echoed: { text: string } } }).result.echoed.text).toBe(text);
   });
 
-  test('a body over maxBodyBytes gets the core\'s 413, not Fastify\'s', async () => {
+  test('a body over maxBodyBytes gets the core\'s 413, not Fastify\'s; without a session it is never read (401)', async () => {
     const seenBefore = seen.length;
+    const client = pqcFetch({ identity: CLIENT, serverDid: SERVER.did });
+    const session = await client.handshake(`${base}/rpc`);
+    const big = rpc(4, { text: 'x'.repeat(300 * 1024) });
+    const anonymous = await globalThis.fetch(`${base}/rpc`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
+    expect(anonymous.status).toBe(401);
+    await anonymous.text();
     const response = await globalThis.fetch(`${base}/rpc`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: rpc(4, { text: 'x'.repeat(300 * 1024) }),
+      headers: { 'content-type': 'application/json', 'pqc-session': session.sessionId },
+      body: big,
     });
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: { code: -32010, data: { pqc: 'body_too_large' } } });
@@ -269,7 +275,8 @@ describe('plain Fastify routes behind the plugin', () => {
     ] as const) {
       const response = await globalThis.fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': type }, body: rpc(5) });
       expect({ path, type, status: response.status }).toEqual({ path, type, status: 401 });
-      expect(await response.json()).toMatchObject({ id: 5, error: { data: { pqc: 'missing_envelope' } } });
+      // Refused on the missing PQC-Session header, before the body is read: the id is unknown.
+      expect(await response.json()).toMatchObject({ id: null, error: { data: { pqc: 'missing_envelope' } } });
       expect(response.headers.get('www-authenticate')).toBe(`PQC handshake="${base}/pqc/handshake"`);
     }
     const get = await globalThis.fetch(`${base}/rpc`);
@@ -309,7 +316,7 @@ describe('plain Fastify routes behind the plugin', () => {
     expect(info.json()).toMatchObject({ did: SERVER.did, versions: [2] });
     const rejected = await app.inject({ method: 'POST', url: '/rpc', headers: { 'content-type': 'application/json' }, payload: rpc(6) });
     expect(rejected.statusCode).toBe(401);
-    expect(rejected.json()).toMatchObject({ id: 6, error: { data: { pqc: 'missing_envelope' } } });
+    expect(rejected.json()).toMatchObject({ id: null, error: { data: { pqc: 'missing_envelope' } } });
   });
 });
 

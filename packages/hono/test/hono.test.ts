@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
 import { runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcFetch, type FetchLike } from '@pqc-mcp/core';
-import { AgentIdentity, AuditLog, MemorySessionStore, pqc, type PQCRequestContext, type PQCVariables } from '../src/index.js';
+import { AuditLog, MemorySessionStore } from '@pqc-mcp/core';
+import { AgentIdentity, pqc, type PQCRequestContext, type PQCVariables } from '../src/index.js';
 
 const serverIdentity = AgentIdentity.fromSeed(new Uint8Array(32).fill(31), { name: 'hono-server' });
 const clientIdentity = AgentIdentity.fromSeed(new Uint8Array(32).fill(32), { name: 'hono-client' });

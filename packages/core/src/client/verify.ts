@@ -226,7 +226,7 @@ export async function readAnswer(answer: Response, s: PQCSession, o: ResolvedFet
     const bytes = await readBodyLimited(response.body, o.maxResponseBytes, response.headers.get('content-length')).catch(() => undefined);
     if (bytes?.byteLength === 0) return new Response(null, { status, statusText: response.statusText, headers: headersForNewBody(response.headers) });
     if (bytes === undefined) throw outcomeUnknown(`an oversized answer (HTTP ${status})`);
-    response = new Response(bytes, response);
+    response = new Response(bytes as Uint8Array<ArrayBuffer>, response);
   }
   if (type === 'text/event-stream' && response.body && status >= 200 && status < 300) {
     return readEventStream(response, s, o, expect.method === 'GET' ? undefined : expect, serverRequests);

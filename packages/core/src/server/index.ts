@@ -77,6 +77,15 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     return new Response(null, { status: 405, headers: { allow: 'GET, HEAD, POST, DELETE, OPTIONS' } });
   }
 
+  // Beside the path requested, as a client derives it (§5): right under a mount prefix too. A handshake path set in the
+  // options is where it is configured.
+  const defaultHandshakePath = o.handshakePath === handshakePathFor(o.endpoints[0]!);
+  function handshakeUrlFor(url: URL, kind: RouteKind): string {
+    if (kind === 'handshake') return new URL(url.pathname, url).href;
+    if (!defaultHandshakePath) return new URL(o.handshakePath, url).href;
+    return new URL('pqc/handshake', new URL(url.pathname.replace(/\/+$/, '') || '/', url)).href;
+  }
+
   async function handle(request: Request, next: PQCNext, init: HandleInit = {}): Promise<Response> {
     const url = new URL(request.url);
     const kind = ctx.route(init.routedPath ?? url.pathname);
@@ -90,8 +99,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       target: target ?? '',
       expectedPath: publicPath !== undefined ? publicPath + query : (target ?? ''),
       mcpSessionId: request.headers.get(MCP_SESSION_HEADER),
-      // Beside the path requested, as the client derives it (§5): right under a mount prefix too.
-      handshakeUrl: kind === 'handshake' ? new URL(url.pathname, url).href : new URL('pqc/handshake', url).href,
+      handshakeUrl: handshakeUrlFor(url, kind),
       result,
     };
     let response: Response;

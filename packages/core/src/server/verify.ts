@@ -178,7 +178,7 @@ export async function checkMcpSessionOwner(
   facts: RequestFacts,
   session: SessionRecord,
   first: AcceptedMessage | undefined,
-  id: JsonValue | null,
+  id: string | number | null,
 ): Promise<Response | undefined> {
   if (facts.mcpSessionId === null) return undefined;
   let owner: string | undefined;
@@ -188,8 +188,7 @@ export async function checkMcpSessionOwner(
     return storeRejection(ctx, facts, err, id) ?? Promise.reject(err);
   }
   if (owner === session.peerDid) return undefined;
-  const plainId = typeof id === 'string' || typeof id === 'number' ? id : null;
-  return reject(ctx, facts, 'peer_mismatch', plainId, {
+  return reject(ctx, facts, 'peer_mismatch', id, {
     detail: owner === undefined ? 'the Mcp-Session-Id has no owner on record' : 'the Mcp-Session-Id belongs to another client',
     parsed: first?.parsed,
     session,
