@@ -1,6 +1,23 @@
 /**
  * The Lua scripts that make each store operation atomic on the Redis server. Every script runs whole or not at all,
- * so two server instances racing on the same session, nonce or session slot see one consistent order.
+ * so server instances racing on the same session, nonce or session slot see one order.
+ *
+ * Numbers: times are epoch milliseconds. What a script writes back is either a string it was given (a signed
+ * timestamp, expiresAt) or an integer it computed from integers (now, a retention, a nonce's expiry), because Redis turns a Lua number into text with
+ * 14 significant digits: fractional milliseconds would lose digits, integers below 10^14 do not.
+ *
+ * Redis Cluster: the keys of one session carry the hash tag `{<session id>}`, so they are in one slot. The
+ * server-request commands touch that slot only; `RECORD_NONCE` touches it and the global `live` set, `END_SESSION`
+ * it and `live` and `expiry`. `CREATE_SESSION` is cross-slot by nature: the global `live` and `expiry` sets,
+ * the client's set, and the records of the sessions it ends (whose key names it builds from the prefix, undeclared).
+ * That is allowed on a single Redis (or a primary with replicas, Sentinel), not on a cluster. A cluster design must:
+ * keep every script on one slot; move "last used" into the session's own hash (recordNonce then touches one slot, and
+ * stays one round trip); keep the limits in index keys of their own slot (a `{<prefix>index}` tag for the global
+ * LRU and expiry sets, a `{<client did>}` tag per client), read by a script on that slot which picks the victims and
+ * reserves the new session's place; and end each victim with `END_SESSION` on the victim's slot afterwards. The limit
+ * is then enforced atomically on the index, while the victims' records are marked ended a moment later (a victim may
+ * accept a few more messages meanwhile), and the LRU order is refreshed lazily from the sessions' hashes (sampled,
+ * or on the index script's own read), not on every message.
  */
 import { createHash } from 'node:crypto';
 
@@ -15,58 +32,208 @@ function script(source: string): LuaScript {
 }
 
 /**
- * Opens a session unless the live-session limit is reached.
- * KEYS: live ZSET (session id -> expiresAt), the session key.
- * ARGV: now (ms), expiresAt (ms), maxSessions, record JSON, session key TTL (ms), session id.
- * Returns 1 (opened), 0 (limit reached), -1 (the session id exists already).
+ * Shared by the scripts. A session is a hash (`record`: the JSON of `serializeSessionRecord`, written once;
+ * `exp`: expiresAt; `ret`: the retention, ms; `ended`: endedAt, once ended; `floor`: the nonce floor; `seq`: the
+ * nonce arrival counter) beside its nonce ZSET (nonce -> arrival number) and nonce hash (nonce -> "<signed time>
+ * <expiry>"). The three keys expire together, when the record may be forgotten (`recordRetainedUntil` of core).
  */
-export const CREATE_SESSION = script(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-if not redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5], 'NX') then return -1 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[6])
-local want = tonumber(ARGV[5])
-if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
-return 1
-`);
-
-/**
- * Records a message nonce in a session's bounded window.
- * KEYS: the session's nonce ZSET (nonce -> signed timestamp), its floor key, the session key.
- * ARGV: nonce, signed timestamp (ms), cutoff (ms: now - ttl; older timestamps can no longer be fresh),
- *       window TTL (ms), per-session cap.
- * Returns 1 (new: recorded), 0 (seen before), -1 (not newer than the floor: cannot be proven fresh),
- *         -2 (no such session).
- *
- * The window keeps every accepted nonce whose timestamp is above the floor. Past the cap the nonces with the lowest
- * timestamps are dropped and the floor rises to the highest timestamp dropped, so a dropped nonce can never be
- * accepted again: a message not newer than the floor is refused.
- */
-export const RECORD_NONCE = script(`
-if redis.call('EXISTS', KEYS[3]) == 0 then return -2 end
-local ts = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-local floor = redis.call('GET', KEYS[2])
-if floor and ts <= tonumber(floor) then return -1 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local max = tonumber(ARGV[5])
-local count = redis.call('ZCARD', KEYS[1])
-if count > max then
-  local popped = redis.call('ZPOPMIN', KEYS[1], count - max)
-  local top = popped[#popped]
-  if not floor or tonumber(top) > tonumber(floor) then redis.call('SET', KEYS[2], top, 'PX', ARGV[4]) end
+const COMMON = `
+local function retained_until(exp, ended, ret)
+  local e = ended or exp
+  if e > exp then e = exp end
+  local u = e + ret
+  if u < exp then u = exp end
+  return u
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+
+local function ttl_until(t, now)
+  local ttl = math.ceil(t - now)
+  if ttl < 1 then ttl = 1 end
+  return ttl
+end
+
+-- Marks a live or expired session ended (keys s, n, t of one session) and re-times its keys: its record and nonces
+-- are kept until its expiry and at least the retention after it ended. Always drops it from the live sets.
+-- False when there is nothing to end: no record, already ended, or past its retention.
+local function end_session(s, n, t, live, expiry, sid, now, min_ret)
+  redis.call('ZREM', live, sid)
+  redis.call('ZREM', expiry, sid)
+  local f = redis.call('HMGET', s, 'exp', 'ret', 'ended')
+  local exp, ret = tonumber(f[1]), tonumber(f[2])
+  if not exp or not ret or f[3] then return false end
+  if retained_until(exp, nil, ret) <= now then return false end
+  if min_ret > ret then ret = min_ret end
+  redis.call('HSET', s, 'ended', now, 'ret', ret)
+  local ttl = ttl_until(retained_until(exp, now, ret), now)
+  redis.call('PEXPIRE', s, ttl)
+  redis.call('PEXPIRE', n, ttl)
+  redis.call('PEXPIRE', t, ttl)
+  return true
+end
+`;
+
+/**
+ * Opens a session, first ending what the limits require (docs/PROTOCOL.md §9), never refusing.
+ * KEYS: live ZSET (session id -> last used), expiry ZSET (session id -> expiresAt), the client's ZSET (session id ->
+ *       createdAt), the new session's hash, nonce ZSET and nonce hash.
+ * ARGV: key prefix, now, session id, record JSON, expiresAt, createdAt, retention (ms), maxSessions,
+ *       maxSessionsPerClient, endedAt ('' unless the record is ended already).
+ * Returns -1 when a session with this id exists already, else the ids of the sessions it ended.
+ *
+ * 1. Expired sessions leave the live sets (their records stay for the retention).
+ * 2. The client's set is pruned of what is no longer live; while the client has `maxSessionsPerClient` live
+ *    sessions its oldest (by createdAt) is ended.
+ * 3. While the store has `maxSessions` live sessions the least recently used (lowest `live` score) is ended.
+ * 4. The record is written, with a TTL at its retention; if live, it joins the three sets, whose TTLs reach the
+ *    latest expiry of their members.
+ */
+export const CREATE_SESSION = script(`${COMMON}
+local prefix, now, sid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local function end_other(id)
+  local base = prefix .. '{' .. id .. '}:'
+  return end_session(base .. 's', base .. 'n', base .. 't', KEYS[1], KEYS[2], id, now, 0)
+end
+local ended = {}
+
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(gone) do redis.call('ZREM', KEYS[1], id) end
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+
+local mine = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if redis.call('ZSCORE', KEYS[2], id) then mine[#mine + 1] = id else redis.call('ZREM', KEYS[3], id) end
+end
+local max_client = tonumber(ARGV[9])
+local i = 1
+while #mine - i + 1 >= max_client and i <= #mine do
+  local id = mine[i]
+  redis.call('ZREM', KEYS[3], id)
+  if end_other(id) then ended[#ended + 1] = id end
+  i = i + 1
+end
+
+local max_sessions = tonumber(ARGV[8])
+while redis.call('ZCARD', KEYS[1]) >= max_sessions do
+  local id = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  if not id then break end
+  if end_other(id) then ended[#ended + 1] = id end
+end
+
+local exp, ret = tonumber(ARGV[5]), tonumber(ARGV[7])
+local ended_at = tonumber(ARGV[10])
+redis.call('DEL', KEYS[5], KEYS[6])
+redis.call('HSET', KEYS[4], 'record', ARGV[4], 'exp', ARGV[5], 'ret', ARGV[7], 'seq', 0)
+if ended_at then redis.call('HSET', KEYS[4], 'ended', ARGV[10]) end
+redis.call('PEXPIRE', KEYS[4], ttl_until(retained_until(exp, ended_at, ret), now))
+if exp > now and not ended_at then
+  redis.call('ZADD', KEYS[1], now, sid)
+  redis.call('ZADD', KEYS[2], ARGV[5], sid)
+  redis.call('ZADD', KEYS[3], ARGV[6], sid)
+  local want = ttl_until(exp, now)
+  for k = 1, 3 do
+    if redis.call('PTTL', KEYS[k]) < want then redis.call('PEXPIRE', KEYS[k], want) end
+  end
+end
+return ended
 `);
 
 /**
- * Ends a session: its record, nonces and floor, and its slot in the live set.
- * KEYS: live ZSET, session key, nonce ZSET, floor key. ARGV: session id.
+ * Ends a session its client asked to end.
+ * KEYS: the session's hash, nonce ZSET and nonce hash; live ZSET, expiry ZSET.
+ * ARGV: now, session id, retention (ms): the record is kept at least that long after now.
+ * Returns 1 when it ended the session, 0 when there was nothing to end (unknown, forgotten, or ended already).
  */
-export const DELETE_SESSION = script(`
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-redis.call('ZREM', KEYS[1], ARGV[1])
+export const END_SESSION = script(`${COMMON}
+if end_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], tonumber(ARGV[1]), tonumber(ARGV[3])) then return 1 end
+return 0
+`);
+
+/**
+ * Step 7 of docs/PROTOCOL.md §3 in one script: the nonce check and record, and the session's liveness.
+ * KEYS: the session's hash, nonce ZSET (nonce -> arrival number) and nonce hash (nonce -> "<signed time> <expiry>");
+ *       the live ZSET (session id -> last used).
+ * ARGV: now, session id, nonce, signed timestamp (ms), ttl (ms), per-session cap.
+ * Returns 'accepted', 'replay', 'ended', 'expired' or 'unknown' (the `NonceOutcome` of core).
+ *
+ * The nonce rule is `NonceWindow` of core (nonce-window.ts): when the window is full, expired nonces are swept from
+ * the oldest arrival on (stopping at the first live one); a nonce seen and not expired is a replay, and so is a
+ * timestamp not newer than the floor; then while the window is full the oldest arrival is dropped and the floor
+ * rises to its signed time, so a dropped nonce can never be accepted again. A new nonce is recorded whether the
+ * session is live, ended or expired (a signed rejection is given once per nonce). An accepted one refreshes the
+ * session's "last used" in the live set, which the global limit's LRU reads.
+ */
+export const RECORD_NONCE = script(`${COMMON}
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'exp', 'ret', 'ended', 'floor')
+if not f[1] then return 'unknown' end
+local exp, ret, ended_at = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+if not exp or not ret or (f[3] and not ended_at) then return redis.error_reply('corrupt session record') end
+if retained_until(exp, ended_at, ret) <= now then return 'unknown' end
+
+local nonce, ts, ttl, max = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local function parts(v)
+  local sp = string.find(v, ' ', 1, true)
+  if not sp then return nil, nil end
+  return string.sub(v, 1, sp - 1), tonumber(string.sub(v, sp + 1))
+end
+
+if redis.call('ZCARD', KEYS[2]) >= max then
+  while true do
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    if not oldest then break end
+    local v = redis.call('HGET', KEYS[3], oldest)
+    if v then
+      local _, e = parts(v)
+      if e and e > now then break end
+    end
+    redis.call('ZREM', KEYS[2], oldest)
+    redis.call('HDEL', KEYS[3], oldest)
+  end
+end
+
+local seen = redis.call('HGET', KEYS[3], nonce)
+if seen then
+  local _, e = parts(seen)
+  if not e or e > now then return 'replay' end
+end
+local floor = f[4]
+if floor and ts <= tonumber(floor) then return 'replay' end
+
+local raised = false
+while redis.call('ZCARD', KEYS[2]) >= max do
+  local oldest = redis.call('ZPOPMIN', KEYS[2])[1]
+  local v = redis.call('HGET', KEYS[3], oldest)
+  redis.call('HDEL', KEYS[3], oldest)
+  local t0 = v and parts(v)
+  if t0 and tonumber(t0) and (not floor or tonumber(t0) > tonumber(floor)) then
+    floor = t0
+    raised = true
+  end
+end
+redis.call('ZADD', KEYS[2], redis.call('HINCRBY', KEYS[1], 'seq', 1), nonce)
+redis.call('HSET', KEYS[3], nonce, ARGV[4] .. ' ' .. (now + ttl))
+if raised then redis.call('HSET', KEYS[1], 'floor', floor) end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], pttl)
+  redis.call('PEXPIRE', KEYS[3], pttl)
+end
+
+if ended_at then return 'ended' end
+if exp <= now then return 'expired' end
+redis.call('ZADD', KEYS[4], 'XX', now, ARGV[2])
+return 'accepted'
+`);
+
+/**
+ * Claims an MCP session for a client DID (§9).
+ * KEYS: the owner key. ARGV: the DID, ttl (ms).
+ * Returns 1 (claimed or already this DID's: its ownership is extended), 0 (another DID owns it).
+ */
+export const CLAIM_MCP_SESSION = script(`
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `);

@@ -8,15 +8,15 @@
  * client reconnects by itself and traffic resumes when Redis is back.
  */
 import {
-  DEFAULT_MAX_NONCES_PER_SESSION,
   PQCTransportError,
-  isAlgorithm,
+  type NonceOutcome,
   type SessionLimits,
   type SessionRecord,
   type SessionStore,
 } from '@pqc-mcp/core';
+import { parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from '@pqc-mcp/core/internal';
 import { createClient } from 'redis';
-import { CREATE_SESSION, DELETE_SESSION, RECORD_NONCE, type LuaScript } from './scripts.js';
+import { CLAIM_MCP_SESSION, CREATE_SESSION, END_SESSION, RECORD_NONCE, type LuaScript } from './scripts.js';
 
 /**
  * What the store needs of a Redis client: a node-redis v5/v6 client (`createClient()`), connected or not, fits.
@@ -43,8 +43,6 @@ export interface RedisSessionStoreOptions {
   keyPrefix?: string;
   /** Bound on the nonces remembered per session within the acceptance window (default 10 000). */
   maxNoncesPerSession?: number;
-  /** How long an expired session is still told apart from an unknown one, seconds (default 600). */
-  expiredGraceSec?: number;
   /** How long the first connection may take before requests fail, ms (default 2000). */
   connectTimeoutMs?: number;
   /** Deadline of every command, ms (default 1000): past it the operation fails with `store_unavailable`. */
@@ -58,7 +56,8 @@ export interface RedisSessionStoreOptions {
 }
 
 const DEFAULT_KEY_PREFIX = 'pqc:';
-const DEFAULT_GRACE_SEC = 600;
+/** The default of core's memory store (`DEFAULT_MAX_NONCES_PER_SESSION` in core's protocol.ts, which core does not export). */
+const DEFAULT_MAX_NONCES_PER_SESSION = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS = 1000;
@@ -109,27 +108,74 @@ function checkUrl(url: unknown): string {
 
 /** The key names of one prefix (README: "Key layout"). */
 export interface RedisKeys {
-  /** ZSET of live sessions: member session id, score expiresAt (ms). */
+  /** ZSET of live sessions: member session id, score when it was last used (ms): the global limit ends the lowest. */
   live: string;
-  /** The session record (JSON). */
+  /** ZSET of live sessions: member session id, score expiresAt (ms): expired sessions leave the live sets by it. */
+  expiry: string;
+  /** ZSET of a client's sessions: member session id, score createdAt (ms): its limit ends the lowest live one. */
+  client(peerDid: string): string;
+  /** HASH of a session: its record (JSON), expiry, retention, end, nonce floor and nonce counter. */
   session(sessionId: string): string;
-  /** ZSET of a session's nonces: member nonce, score signed timestamp (ms). */
+  /** ZSET of a session's nonces: member nonce, score its arrival number (oldest first). */
   nonces(sessionId: string): string;
-  /** The session's nonce floor (ms): messages not newer are refused. */
-  floor(sessionId: string): string;
-  /** A handshake replay-cache entry. */
+  /** HASH of a session's nonces: field nonce, value "<signed time> <expiry>" (ms). */
+  nonceTimes(sessionId: string): string;
+  /** The nonce of a request the server sent in a session, by JSON-RPC id key. */
+  serverRequest(sessionId: string, requestKey: string): string;
+  /** A handshake request key seen (client DID and nonce). */
   handshake(key: string): string;
+  /** A key of `recordOnce` (v1 messages). */
+  once(key: string): string;
+  /** The DID owning an MCP session. */
+  mcpSession(mcpSessionId: string): string;
 }
 
-/** The key layout under `prefix`. */
+/**
+ * The key layout under `prefix`. The keys of one session share the hash tag `{<session id>}` (one Redis Cluster
+ * slot); `live`, `expiry` and the client sets are global (see scripts.ts on what Redis Cluster needs).
+ */
 export function redisKeys(prefix: string): RedisKeys {
+  const of = (id: string) => `${prefix}{${id}}:`;
   return {
     live: `${prefix}live`,
-    session: (id) => `${prefix}s:${id}`,
-    nonces: (id) => `${prefix}n:${id}`,
-    floor: (id) => `${prefix}f:${id}`,
+    expiry: `${prefix}expiry`,
+    client: (did) => `${prefix}c:${did}`,
+    session: (id) => `${of(id)}s`,
+    nonces: (id) => `${of(id)}n`,
+    nonceTimes: (id) => `${of(id)}t`,
+    serverRequest: (id, key) => `${of(id)}q:${key}`,
     handshake: (key) => `${prefix}h:${key}`,
+    once: (key) => `${prefix}o:${key}`,
+    mcpSession: (id) => `${prefix}m:${id}`,
   };
+}
+
+/** Session ids are 32 lowercase hex characters; no other string names a key of a session (no key can be forged). */
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+const NONCE_OUTCOMES: ReadonlySet<unknown> = new Set<NonceOutcome>(['accepted', 'replay', 'ended', 'expired', 'unknown']);
+
+/** A TTL for Redis (PX), from seconds: a positive integer of milliseconds. */
+function ttlMs(seconds: number): number {
+  return Math.max(1, Math.ceil(seconds * 1000));
+}
+
+/** A retention in whole milliseconds (0 allowed). */
+function retentionMs(seconds: number): number {
+  return Math.max(0, Math.ceil(seconds * 1000));
+}
+
+function checkLimits(limits: SessionLimits): void {
+  const { maxSessions, maxSessionsPerClient, retentionSec } = limits ?? ({} as SessionLimits);
+  for (const [name, value] of [
+    ['maxSessions', maxSessions],
+    ['maxSessionsPerClient', maxSessionsPerClient],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new TypeError(`RedisSessionStore: limit "${name}" must be a positive integer, got ${String(value)}`);
+  }
+  if (typeof retentionSec !== 'number' || !Number.isFinite(retentionSec) || retentionSec < 0) {
+    throw new TypeError(`RedisSessionStore: limit "retentionSec" must be a number >= 0, got ${String(retentionSec)}`);
+  }
 }
 
 function unavailable(detail: string, cause?: unknown): PQCTransportError {
@@ -150,40 +196,17 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-function parseRecord(text: string): SessionRecord {
-  const r = JSON.parse(text) as Record<string, unknown>;
-  const ok =
-    typeof r === 'object' &&
-    r !== null &&
-    typeof r.sessionId === 'string' &&
-    (r.profile === 1 || r.profile === 2) &&
-    typeof r.peerDid === 'string' &&
-    isAlgorithm(r.peerAlgorithm) &&
-    typeof r.peerPublicKey === 'string' &&
-    typeof r.localDid === 'string' &&
-    typeof r.createdAt === 'number' &&
-    typeof r.expiresAt === 'number';
-  if (!ok) throw new Error('malformed session record');
-  return {
-    sessionId: r.sessionId as string,
-    profile: r.profile as 1 | 2,
-    peerDid: r.peerDid as string,
-    peerAlgorithm: r.peerAlgorithm as SessionRecord['peerAlgorithm'],
-    peerPublicKey: r.peerPublicKey as string,
-    localDid: r.localDid as string,
-    createdAt: r.createdAt as number,
-    expiresAt: r.expiresAt as number,
-  };
-}
-
 /**
- * A `SessionStore` on Redis, shared by every server instance that uses the same Redis and `keyPrefix`.
+ * A `SessionStore` on Redis, shared by every server instance that uses the same Redis and `keyPrefix`
+ * (README: "Key layout"). Each method is one Redis round trip: one command, or one Lua script where a decision reads
+ * and writes several keys (`createSession`, `endSession`, `recordNonce`, `claimMcpSession`).
  *
- * - Sessions: JSON under `<prefix>s:<id>`, expiring `expiredGraceSec` after the session does (so `session_expired`
- *   is still told apart from `unknown_session`); live ones in the ZSET `<prefix>live`, which enforces `maxSessions`
- *   atomically across instances.
- * - Nonces: per session a ZSET by signed timestamp, bounded by `maxNoncesPerSession` with a floor (see `RECORD_NONCE`).
- * - Handshakes: `SET <prefix>h:<did>:<nonce> 1 NX PX <2 × skew>`.
+ * - Sessions: a hash per session (the record's JSON, and what the scripts read), kept until the record may be
+ *   forgotten (`recordRetainedUntil`); live ones in the global `live` (by last use) and `expiry` sets and in their
+ *   client's set, which `createSession` reads to end what the limits require.
+ * - Nonces: per session a window bounded by `maxNoncesPerSession`, with the floor rule of core's `NonceWindow`,
+ *   expiring with the record.
+ * - Handshake keys, v1 keys, MCP session owners and server requests: one key each, `SET … NX PX` and the like.
  */
 export class RedisSessionStore implements SessionStore {
   readonly keyPrefix: string;
@@ -191,7 +214,6 @@ export class RedisSessionStore implements SessionStore {
   readonly keys: RedisKeys;
   readonly #client: RedisClientLike;
   readonly #owned: boolean;
-  readonly #graceMs: number;
   readonly #connectTimeoutMs: number;
   readonly #commandTimeoutMs: number;
   readonly #now: () => number;
@@ -229,11 +251,6 @@ export class RedisSessionStore implements SessionStore {
     this.keyPrefix = prefix;
     this.keys = redisKeys(prefix);
     this.maxNoncesPerSession = positiveInt(options.maxNoncesPerSession, 'maxNoncesPerSession', DEFAULT_MAX_NONCES_PER_SESSION);
-    const grace = options.expiredGraceSec ?? DEFAULT_GRACE_SEC;
-    if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) {
-      throw optionError('expiredGraceSec', 'must be a number >= 0', grace);
-    }
-    this.#graceMs = grace * 1000;
     this.#connectTimeoutMs = positiveNumber(options.connectTimeoutMs, 'connectTimeoutMs', DEFAULT_CONNECT_TIMEOUT_MS);
     this.#commandTimeoutMs = positiveNumber(options.commandTimeoutMs, 'commandTimeoutMs', DEFAULT_COMMAND_TIMEOUT_MS);
     const maxDelay = positiveNumber(options.maxReconnectDelayMs, 'maxReconnectDelayMs', DEFAULT_MAX_RECONNECT_DELAY_MS);
@@ -289,68 +306,140 @@ export class RedisSessionStore implements SessionStore {
     if (reply !== 'PONG') throw unavailable(`PING answered ${String(reply)}`);
   }
 
-  async createSession(record: SessionRecord, limits: SessionLimits): Promise<void> {
-    const now = this.#now();
-    const ttlMs = Math.max(1, Math.ceil(record.expiresAt + this.#graceMs - now));
-    const result = await this.#eval(
+  async createSession(record: SessionRecord, limits: SessionLimits): Promise<string[]> {
+    checkLimits(limits);
+    const json = this.#recordJson(record);
+    const now = this.#clock();
+    const k = this.keys;
+    const id = record.sessionId;
+    const reply = await this.#eval(
       CREATE_SESSION,
-      [this.keys.live, this.keys.session(record.sessionId)],
+      [k.live, k.expiry, k.client(record.peerDid), k.session(id), k.nonces(id), k.nonceTimes(id)],
       [
+        this.keyPrefix,
         String(now),
+        id,
+        json,
         String(record.expiresAt),
+        String(record.createdAt),
+        String(retentionMs(limits.retentionSec)),
         String(limits.maxSessions),
-        JSON.stringify({
-          sessionId: record.sessionId,
-          profile: record.profile,
-          peerDid: record.peerDid,
-          peerAlgorithm: record.peerAlgorithm,
-          peerPublicKey: record.peerPublicKey,
-          localDid: record.localDid,
-          createdAt: record.createdAt,
-          expiresAt: record.expiresAt,
-        }),
-        String(ttlMs),
-        record.sessionId,
+        String(limits.maxSessionsPerClient),
+        record.endedAt === undefined ? '' : String(record.endedAt),
       ],
       'createSession',
     );
-    if (result === 0) throw new PQCTransportError('too_many_sessions', 'the session limit is reached');
-    if (result !== 1) throw unavailable(`createSession: session id ${record.sessionId} exists already`);
+    if (reply === -1) throw unavailable(`createSession: a session with id ${id} exists already`);
+    if (!Array.isArray(reply) || !reply.every((x) => typeof x === 'string')) throw unavailable('createSession: unexpected reply');
+    return reply as string[];
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
-    const text = await this.#send(['GET', this.keys.session(sessionId)], 'getSession');
+    if (!SESSION_ID.test(sessionId)) return undefined;
+    const reply = await this.#send(['HMGET', this.keys.session(sessionId), 'record', 'ended', 'ret'], 'getSession');
+    if (!Array.isArray(reply) || reply.length !== 3) throw unavailable('getSession: unexpected reply');
+    const [text, ended, ret] = reply as unknown[];
     if (text === null || text === undefined) return undefined;
-    if (typeof text !== 'string') throw unavailable('getSession: unexpected reply');
+    let record: SessionRecord;
+    let retainMs: number;
     try {
-      return parseRecord(text);
+      if (typeof text !== 'string') throw new Error('not a string');
+      record = parseSessionRecord(text);
+      retainMs = Number(ret);
+      if (record.sessionId !== sessionId || ret === null || !Number.isFinite(retainMs)) throw new Error('malformed session hash');
+      if (ended !== null && ended !== undefined) {
+        record.endedAt = Number(ended);
+        if (!Number.isFinite(record.endedAt)) throw new Error('malformed endedAt');
+      }
     } catch (err) {
       throw unavailable(`getSession: the stored session ${sessionId} is corrupt`, err);
     }
+    // Redis forgets it at that time by the key's TTL; the store's clock decides too (instances agree on it).
+    return recordRetainedUntil(record, retainMs) <= this.#clock() ? undefined : record;
   }
 
-  async deleteSession(sessionId: string): Promise<void> {
+  async endSession(sessionId: string, retentionSec: number): Promise<void> {
+    if (typeof retentionSec !== 'number' || !Number.isFinite(retentionSec) || retentionSec < 0) {
+      throw new TypeError(`RedisSessionStore: endSession's retentionSec must be a number >= 0, got ${String(retentionSec)}`);
+    }
+    if (!SESSION_ID.test(sessionId)) return;
     const k = this.keys;
-    await this.#eval(DELETE_SESSION, [k.live, k.session(sessionId), k.nonces(sessionId), k.floor(sessionId)], [sessionId], 'deleteSession');
+    await this.#eval(
+      END_SESSION,
+      [k.session(sessionId), k.nonces(sessionId), k.nonceTimes(sessionId), k.live, k.expiry],
+      [String(this.#clock()), sessionId, String(retentionMs(retentionSec))],
+      'endSession',
+    );
   }
 
-  async recordNonce(sessionId: string, nonce: string, timestampMs: number, ttlSec: number): Promise<boolean> {
-    if (!Number.isFinite(timestampMs)) return false;
-    const ttlMs = Math.max(1, Math.ceil(ttlSec * 1000));
+  async recordNonce(sessionId: string, nonce: string, timestampMs: number, ttlSec: number): Promise<NonceOutcome> {
+    if (!SESSION_ID.test(sessionId)) return 'unknown';
+    // A time that is not a number cannot be proven newer than anything.
+    if (typeof timestampMs !== 'number' || !Number.isFinite(timestampMs)) return 'replay';
     const k = this.keys;
-    const result = await this.#eval(
+    const outcome = await this.#eval(
       RECORD_NONCE,
-      [k.nonces(sessionId), k.floor(sessionId), k.session(sessionId)],
-      [nonce, String(Math.trunc(timestampMs)), String(this.#now() - ttlMs), String(ttlMs), String(this.maxNoncesPerSession)],
+      [k.session(sessionId), k.nonces(sessionId), k.nonceTimes(sessionId), k.live],
+      [String(this.#clock()), sessionId, nonce, String(timestampMs), String(ttlMs(ttlSec)), String(this.maxNoncesPerSession)],
       'recordNonce',
     );
-    return result === 1;
+    if (!NONCE_OUTCOMES.has(outcome)) throw unavailable(`recordNonce: unexpected reply ${String(outcome)}`);
+    return outcome as NonceOutcome;
   }
 
-  async recordHandshake(key: string, ttlSec: number): Promise<boolean> {
-    const ttlMs = Math.max(1, Math.ceil(ttlSec * 1000));
-    const reply = await this.#send(['SET', this.keys.handshake(key), '1', 'PX', String(ttlMs), 'NX'], 'recordHandshake');
+  async recordHandshake(key: string, timestampMs: number, ttlSec: number): Promise<boolean> {
+    // Redis never drops a key before its TTL (with the noeviction policy the README asks for), so no floor is needed:
+    // a key is refused while it is kept, and the server refuses its timestamp as stale by then.
+    if (typeof timestampMs !== 'number' || !Number.isFinite(timestampMs)) return false;
+    const reply = await this.#send(['SET', this.keys.handshake(key), String(timestampMs), 'NX', 'PX', String(ttlMs(ttlSec))], 'recordHandshake');
     return reply === 'OK';
+  }
+
+  async recordOnce(key: string, ttlSec: number): Promise<boolean> {
+    const reply = await this.#send(['SET', this.keys.once(key), '1', 'NX', 'PX', String(ttlMs(ttlSec))], 'recordOnce');
+    return reply === 'OK';
+  }
+
+  async claimMcpSession(mcpSessionId: string, peerDid: string, ttlSec: number): Promise<boolean> {
+    const reply = await this.#eval(CLAIM_MCP_SESSION, [this.keys.mcpSession(mcpSessionId)], [peerDid, String(ttlMs(ttlSec))], 'claimMcpSession');
+    return reply === 1;
+  }
+
+  async mcpSessionOwner(mcpSessionId: string, ttlSec: number): Promise<string | undefined> {
+    const reply = await this.#send(['GETEX', this.keys.mcpSession(mcpSessionId), 'PX', String(ttlMs(ttlSec))], 'mcpSessionOwner');
+    if (reply === null || reply === undefined) return undefined;
+    if (typeof reply !== 'string') throw unavailable('mcpSessionOwner: unexpected reply');
+    return reply;
+  }
+
+  async recordServerRequest(sessionId: string, requestKey: string, nonce: string, ttlSec: number): Promise<void> {
+    if (!SESSION_ID.test(sessionId)) throw new TypeError('RedisSessionStore: a session id is 32 lowercase hex characters');
+    await this.#send(['SET', this.keys.serverRequest(sessionId, requestKey), nonce, 'PX', String(ttlMs(ttlSec))], 'recordServerRequest');
+  }
+
+  async takeServerRequest(sessionId: string, requestKey: string): Promise<string | undefined> {
+    if (!SESSION_ID.test(sessionId)) return undefined;
+    const reply = await this.#send(['GETDEL', this.keys.serverRequest(sessionId, requestKey)], 'takeServerRequest');
+    if (reply === null || reply === undefined) return undefined;
+    if (typeof reply !== 'string') throw unavailable('takeServerRequest: unexpected reply');
+    return reply;
+  }
+
+  /** The store's clock as an integer (the scripts write times back as integers, see scripts.ts). */
+  #clock(): number {
+    return Math.floor(this.#now());
+  }
+
+  /** The record's JSON, checked to read back as the same record (what cannot be read back is never written). */
+  #recordJson(record: SessionRecord): string {
+    let json: string;
+    try {
+      json = serializeSessionRecord(record);
+      parseSessionRecord(json);
+    } catch (err) {
+      throw new TypeError(`RedisSessionStore: createSession needs a valid session record (${errorText(err)})`, { cause: err });
+    }
+    return json;
   }
 
   /** Quits the client the store created (a given client is left open); later calls fail with `store_unavailable`. */
