@@ -7,5 +7,5 @@ export { parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from 
 export { SESSION_STORE_METHODS } from './store/types.js';
 export { headersForNewBody, mediaType, pqcErrorResponse, pqcReasonOf, NO_BODY_STATUS } from './http.js';
 export { transformEventStream } from './sse.js';
-export { MCP_SESSION_HEADER, nonceRetentionSec } from './protocol.js';
+export { DEFAULT_MAX_NONCES_PER_SESSION, MCP_SESSION_HEADER, nonceRetentionSec } from './protocol.js';
 export { routeKey, originForm } from './server/route.js';

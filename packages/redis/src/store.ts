@@ -14,7 +14,7 @@ import {
   type SessionRecord,
   type SessionStore,
 } from '@pqc-mcp/core';
-import { parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from '@pqc-mcp/core/internal';
+import { DEFAULT_MAX_NONCES_PER_SESSION, parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from '@pqc-mcp/core/internal';
 import { createClient } from 'redis';
 import { CLAIM_MCP_SESSION, CREATE_SESSION, END_SESSION, RECORD_NONCE, type LuaScript } from './scripts.js';
 
@@ -56,8 +56,6 @@ export interface RedisSessionStoreOptions {
 }
 
 const DEFAULT_KEY_PREFIX = 'pqc:';
-/** The default of core's memory store (`DEFAULT_MAX_NONCES_PER_SESSION` in core's protocol.ts, which core does not export). */
-const DEFAULT_MAX_NONCES_PER_SESSION = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS = 1000;
