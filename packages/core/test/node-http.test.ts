@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
 import { createPQCHandler } from '../src/index.js';
 import { nodeRequestTarget, sendWebResponse, toWebRequest } from '../src/node/index.js';
-import { runConformanceSuite } from '@pqc-mcp/test-kit';
+import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 
 // The core alone behind node:http, with the web-standard MCP SDK transport: the reference every adapter matches.
-runConformanceSuite('core on node:http', async ({ json, pqc }) => {
+const start: StartServer = async ({ json, pqc }) => {
   const app = createWebMcpApp({ enableJsonResponse: json });
   const handler = createPQCHandler(pqc);
   const seen: unknown[] = [];
@@ -37,7 +37,10 @@ runConformanceSuite('core on node:http', async ({ json, pqc }) => {
         server.close(() => resolve());
       }),
   };
-});
+};
+
+runConformanceSuite('core on node:http', start);
+runHostileSuite('core on node:http', start, { sharedStore: true });
 
 describe('sendWebResponse', () => {
   it('writes a JSON body whole, with its own length, even when the app left another length on the response object', async () => {

@@ -6,7 +6,7 @@ import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCRequestCo
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { createExpressApp, type ExpressAppOptions } from '../../../examples/shared/express-app.js';
-import { runConformanceSuite } from '@pqc-mcp/test-kit';
+import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { BODY_PARSER_FIRST, pqcMiddleware } from '../src/index.js';
 
 const seeded = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });
@@ -49,7 +49,9 @@ async function start(options: Omit<ExpressAppOptions, 'onBody'>): Promise<Runnin
 }
 
 // docs/PROTOCOL.md §3–§6 over real HTTP, shared with every adapter.
-runConformanceSuite('express', ({ json, pqc }) => start({ pqc, enableJsonResponse: json }));
+const startForSuites: StartServer = ({ json, pqc }) => start({ pqc, enableJsonResponse: json });
+runConformanceSuite('express', startForSuites);
+runHostileSuite('express', startForSuites, { sharedStore: true });
 
 describe.each([
   ['SSE', false],

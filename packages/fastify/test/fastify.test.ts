@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { AgentIdentity, pqcFetch, type FetchLike, type PQCRequestContext } from '@pqc-mcp/core';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createFastifyApp } from '../../../examples/shared/fastify-app.js';
-import { runConformanceSuite } from '@pqc-mcp/test-kit';
+import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcPlugin } from '../src/index.js';
 
 const identity = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });
@@ -46,7 +46,7 @@ function recordingFetch(): { fetch: FetchLike; bodies: string[] } {
   return { fetch, bodies };
 }
 
-runConformanceSuite('@pqc-mcp/fastify', async ({ json, pqc }) => {
+const startForSuites: StartServer = async ({ json, pqc }) => {
   const seen: unknown[] = [];
   const { app, closeSessions } = createFastifyApp({
     pqc,
@@ -63,7 +63,10 @@ runConformanceSuite('@pqc-mcp/fastify', async ({ json, pqc }) => {
       await app.close();
     },
   };
-});
+};
+
+runConformanceSuite('@pqc-mcp/fastify', startForSuites);
+runHostileSuite('@pqc-mcp/fastify', startForSuites, { sharedStore: true });
 
 describe.each([
   ['SSE', false],

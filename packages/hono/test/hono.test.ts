@@ -10,7 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { createWebMcpApp } from '../../../examples/shared/tools.js';
-import { runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcFetch, type FetchLike } from '@pqc-mcp/core';
 import { AuditLog, MemorySessionStore } from '@pqc-mcp/core';
 import { AgentIdentity, pqc, type PQCRequestContext, type PQCVariables } from '../src/index.js';
@@ -107,6 +107,7 @@ const startForConformance: StartServer = async ({ json, pqc: options }) => {
 };
 
 runConformanceSuite('@pqc-mcp/hono', startForConformance);
+runHostileSuite('@pqc-mcp/hono', startForConformance, { sharedStore: true });
 
 describe('pqc() options', () => {
   test('are validated when the middleware is created', () => {

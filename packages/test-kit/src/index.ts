@@ -7,3 +7,5 @@ export * from './redis-process.js';
 export * from './report.js';
 export * from './store-contract.js';
 export * from './raw-client.js';
+export * from './middlebox.js';
+export * from './hostile.js';

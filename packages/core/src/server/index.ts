@@ -88,10 +88,12 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
 
   async function handle(request: Request, next: PQCNext, init: HandleInit = {}): Promise<Response> {
     const url = new URL(request.url);
-    const kind = ctx.route(init.routedPath ?? url.pathname);
+    const target = originForm(init.target ?? url.pathname + url.search);
+    // A target that routers may read differently (`http:///mcp`) is refused whatever the route: the application
+    // behind could route it anywhere (fail closed).
+    const kind = target === undefined ? 'endpoint' : ctx.route(init.routedPath ?? url.pathname);
     if (kind === undefined) return next(request, undefined, undefined);
     const result = newResult();
-    const target = originForm(init.target ?? url.pathname + url.search);
     const query = target === undefined ? '' : new URL(target, url).search;
     const publicPath = o.publicPath === undefined ? undefined : kind === 'handshake' ? handshakePathFor(o.publicPath) : o.publicPath;
     const facts: RequestFacts = {

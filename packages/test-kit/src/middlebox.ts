@@ -1,0 +1,143 @@
+/**
+ * A network middlebox for the hostile suite: a real HTTP proxy on loopback between a client and a server, which sees
+ * every byte and may change, drop, replay or forge requests and answers. Everything the protocol must withstand from
+ * the network is done through it, over real sockets.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A request as the middlebox received it. */
+export interface SeenRequest {
+  method: string;
+  /** Path and query, as received. */
+  path: string;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+/** What the middlebox does with one exchange. */
+export interface Tamper {
+  /** Rewrites the request before it goes upstream (default: as received). Return `undefined` to answer without forwarding. */
+  request?(request: SeenRequest): SeenRequest | undefined | Promise<SeenRequest | undefined>;
+  /** Rewrites the upstream's answer (default: as received); `request` is what was forwarded (or not). */
+  response?(answer: Response | undefined, request: SeenRequest): Response | Promise<Response>;
+}
+
+export interface Middlebox {
+  /** The middlebox's URL for the upstream's URL path: the client talks to this. */
+  url(upstreamUrl: string): string;
+  /** Every request received, in order. */
+  readonly requests: SeenRequest[];
+  /** Changes what the middlebox does from now on. */
+  tamper: Tamper;
+  close(): Promise<void>;
+}
+
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'host']);
+
+async function readAll(req: IncomingMessage): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+async function write(res: ServerResponse, answer: Response): Promise<void> {
+  const headers: Record<string, string> = {};
+  answer.headers.forEach((value, name) => {
+    if (!HOP.has(name) && name !== 'content-encoding') headers[name] = value;
+  });
+  res.writeHead(answer.status, headers);
+  if (!answer.body) {
+    res.end();
+    return;
+  }
+  const reader = answer.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      res.write(value);
+    }
+  } catch {
+    // the upstream stream broke: end what was sent
+  }
+  res.end();
+}
+
+/** Starts a middlebox in front of the server at `upstreamOrigin` (e.g. `http://127.0.0.1:4321`). */
+export async function startMiddlebox(upstreamOrigin: string, tamper: Tamper = {}): Promise<Middlebox> {
+  const requests: SeenRequest[] = [];
+  const box = { tamper };
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const seen: SeenRequest = {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        headers: new Headers(Object.entries(req.headers).flatMap(([k, v]) => (v === undefined ? [] : Array.isArray(v) ? v.map((x) => [k, x] as [string, string]) : [[k, v] as [string, string]]))),
+        body: await readAll(req),
+      };
+      requests.push(seen);
+      const forwarded = box.tamper.request ? await box.tamper.request(seen) : seen;
+      let answer: Response | undefined;
+      if (forwarded) {
+        const headers = new Headers(forwarded.headers);
+        for (const name of HOP) headers.delete(name);
+        answer = await fetch(new URL(forwarded.path, upstreamOrigin), {
+          method: forwarded.method,
+          headers,
+          body: forwarded.method === 'GET' || forwarded.method === 'HEAD' ? undefined : (forwarded.body as Uint8Array<ArrayBuffer>),
+          redirect: 'manual',
+        });
+      }
+      const out = box.tamper.response ? await box.tamper.response(answer, forwarded ?? seen) : answer;
+      if (!out) {
+        res.destroy();
+        return;
+      }
+      await write(res, out);
+    })().catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: (upstreamUrl) => {
+      const u = new URL(upstreamUrl);
+      return `http://127.0.0.1:${port}${u.pathname}${u.search}`;
+    },
+    requests,
+    get tamper() {
+      return box.tamper;
+    },
+    set tamper(t: Tamper) {
+      box.tamper = t;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Sends raw bytes over a fresh TCP connection and resolves everything the server wrote until it closed (or `ms`). */
+export async function rawExchange(port: number, bytes: string | Uint8Array, ms = 5000): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise<string>((resolve, reject) => {
+    let data = '';
+    const socket = connect(port, '127.0.0.1', () => socket.end(bytes));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(data);
+    }, ms);
+    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
+    socket.on('end', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (data) resolve(data);
+      else reject(err);
+    });
+  });
+}
