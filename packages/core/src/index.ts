@@ -72,5 +72,8 @@ export {
   type PQCServerOptions,
   type ResolvedServerOptions,
   type ServerInfo,
+  pqcAuthInfo,
+  pqcContextOf,
+  type PQCAuthInfo,
 } from './server/index.js';
 export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';

@@ -14,7 +14,7 @@ import { verifyBodyless } from './bodyless.js';
 import { handleHandshakePath, serverInfo, type ServerInfo } from './handshake-route.js';
 import { resolveServerOptions, type PQCRequestResult, type PQCServerOptions, type ResolvedServerOptions } from './options.js';
 import { PeerKeyCache } from './peers.js';
-import { handlePost, type PQCNext } from './post.js';
+import { forwardedRequest, handlePost, type PQCNext } from './post.js';
 import { signAnswer } from './respond.js';
 import { createRouter, originForm, type RouteKind } from './route.js';
 
@@ -67,7 +67,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       if (verified instanceof Response) return verified;
       facts.result.kind = method === 'DELETE' ? 'end-mcp-session' : 'stream';
       const { session } = verified;
-      const forwarded = new Request(facts.request.url, { method, headers: facts.request.headers, signal: facts.request.signal });
+      const forwarded = forwardedRequest(facts.request, null, 2);
       const answer = await next(forwarded, undefined, { sessionId: session.sessionId, peerDid: session.peerDid, profile: session.profile });
       return signAnswer(ctx, facts, answer, { session, byId: new Map(), first: undefined });
     }
@@ -143,3 +143,4 @@ export type { ServerInfo } from './handshake-route.js';
 export type { RouteKind } from './route.js';
 export { routeKey, originForm } from './route.js';
 export { resolveServerOptions } from './options.js';
+export { pqcAuthInfo, pqcContextOf, type PQCAuthInfo } from './auth-info.js';

@@ -29,10 +29,15 @@ function plainWithoutEnvelope(message: JsonObject): unknown {
   return toPlain(out);
 }
 
-/** The request the application gets: the same URL and headers (without the PQC ones), the verified body. */
-function forwardedRequest(request: Request, body: string): Request {
+/**
+ * The request the application gets: the same URL and headers (without the PQC ones), the verified body. A v1 peer
+ * (`pqc-mcp-transport`) sends `Accept: *\/*`, which MCP servers refuse: it is told to accept what they answer, and
+ * gets one JSON body back (`ReplyBinding.json`).
+ */
+function forwardedRequest(request: Request, body: string | null, profile: 1 | 2): Request {
   const headers = new Headers(request.headers);
   for (const name of ['content-length', 'content-encoding', PQC_SESSION_HEADER, PQC_ENVELOPE_HEADER]) headers.delete(name);
+  if (profile === 1) headers.set('accept', 'application/json, text/event-stream');
   return new Request(request.url, { method: request.method, headers, body, signal: request.signal });
 }
 
@@ -51,6 +56,8 @@ async function readMessages(ctx: ServerContext, facts: RequestFacts): Promise<{ 
   if (messages.length === 0) return reject(ctx, facts, 'invalid_envelope', null, { detail: 'an empty batch' });
   return { messages, batch: Array.isArray(tree) };
 }
+
+export { forwardedRequest };
 
 /** How the answer to these verified messages is bound: responses by id, everything else to the first request. */
 function replyBinding(session: SessionRecord, messages: readonly JsonValue[], accepted: readonly AcceptedMessage[]): ReplyBinding {
@@ -155,6 +162,6 @@ export async function handlePost(ctx: ServerContext, facts: RequestFacts, next: 
   // The application gets the body once more as plain JSON without the envelope (the MCP SDKs reject unknown
   // members), built from the verified tree: never bytes that were not verified.
   const body = batch ? messages.map((m) => plainWithoutEnvelope(m as JsonObject)) : plainWithoutEnvelope(messages[0] as JsonObject);
-  const answer = await next(forwardedRequest(request, JSON.stringify(body)), body, requestContext(session));
-  return signAnswer(ctx, facts, answer, replyBinding(session, messages, accepted));
+  const answer = await next(forwardedRequest(request, JSON.stringify(body), session.profile), body, requestContext(session));
+  return signAnswer(ctx, facts, answer, { ...replyBinding(session, messages, accepted), json: session.profile === 1 });
 }

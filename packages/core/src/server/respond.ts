@@ -20,6 +20,25 @@ export interface ReplyBinding {
   readonly byId: ReadonlyMap<string, string>;
   /** `in_reply_to` of every other message: the nonce of the POST's first request; undefined on a GET stream. */
   readonly first: string | undefined;
+  /**
+   * Answer one JSON body even when the application streams (v1 peers, §7, read one JSON body): the responses of the
+   * stream are collected, its notifications dropped.
+   */
+  readonly json?: boolean;
+}
+
+/** The JSON-RPC messages of an event stream's text (each event's data). */
+function eventData(text: string): string[] {
+  const out: string[] = [];
+  for (const event of text.split(/\r?\n\r?\n/)) {
+    const data = event
+      .split(/\r?\n/)
+      .filter((line) => line.startsWith('data:'))
+      .map((line) => line.slice(5).replace(/^ /, ''))
+      .join('\n');
+    if (data.trim() !== '') out.push(data);
+  }
+  return out;
 }
 
 async function signMessage(ctx: ServerContext, facts: RequestFacts, tree: JsonValue, binding: ReplyBinding, mcpSessionId: string | undefined): Promise<string> {
@@ -80,6 +99,16 @@ export async function signAnswer(ctx: ServerContext, facts: RequestFacts, respon
   if (!response.body) return response;
   const type = mediaType(response.headers);
   const init = { status: response.status, statusText: response.statusText, headers: headersForNewBody(response.headers) };
+  if (type === 'text/event-stream' && binding.json) {
+    // A v1 peer reads one JSON body: the stream's responses (the JSON-RPC answers to its requests), signed.
+    const responses = eventData(await response.text())
+      .map((data) => parseLossless(data))
+      .filter((m) => m instanceof Map && !m.has('method'));
+    const headers = headersForNewBody(response.headers);
+    headers.set('content-type', 'application/json');
+    const signed = await Promise.all(responses.map((m) => signMessage(ctx, facts, m, binding, mcpSessionId)));
+    return new Response(signed.length === 1 ? signed[0] : `[${signed.join(',')}]`, { status: response.status, statusText: response.statusText, headers });
+  }
   if (type === 'text/event-stream') {
     const stream = response.body.pipeThrough(transformEventStream((data) => signMessage(ctx, facts, parseLossless(data), binding, mcpSessionId)));
     return new Response(stream, init);
