@@ -28,7 +28,7 @@ const project = (name: string): Config => ({
 });
 
 const config: Config = {
-  projects: [...['core', 'hono', 'fastify', 'express', 'mcp', 'redis', 'edge-tests'].map(project), { ...project('cli'), globalSetup: '<rootDir>/test/global-setup.ts' }],
+  projects: [...['core', 'hono', 'fastify', 'express', 'mcp', 'redis', 'durable-object', 'edge-tests'].map(project), { ...project('cli'), globalSetup: '<rootDir>/test/global-setup.ts' }],
   testTimeout: 30_000,
   // A real redis-server on a free loopback port for @pqc-mcp/redis and the CLI gateway.
   globalSetup: '<rootDir>/scripts/jest-global-setup.ts',
