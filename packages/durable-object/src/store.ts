@@ -6,7 +6,7 @@ import {
   type SessionRecord,
   type SessionStore,
 } from '@pqc-mcp/core';
-import { parseSessionRecord, serializeSessionRecord } from '@pqc-mcp/core/internal';
+import { DEFAULT_MAX_NONCES_PER_SESSION, parseSessionRecord, serializeSessionRecord } from '@pqc-mcp/core/internal';
 import { STORE_URL, type SessionStoreStats, type StoreAnswer, type StoreCall } from './calls.js';
 
 /** The part of a Durable Object stub used here (`DurableObjectStub`). */
@@ -35,9 +35,6 @@ export interface DurableObjectSessionStoreOptions {
   /** Bound on MCP session owners and on server requests awaiting an answer (default 100 000 each). */
   maxMcpSessions?: number;
 }
-
-/** As `MemorySessionStore` (core no longer exports its constant). */
-const DEFAULT_MAX_NONCES_PER_SESSION = 10_000;
 
 const OUTCOMES: ReadonlySet<unknown> = new Set<NonceOutcome>(['accepted', 'replay', 'ended', 'expired', 'unknown']);
 /** The refusals the object may name, thrown as they are (any other failure is an `Error`: `store_unavailable`). */
