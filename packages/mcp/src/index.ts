@@ -1,11 +1,12 @@
 /**
- * @pqc-mcp/mcp: `PQCMCPClient` and `PQCMCPServer`, post-quantum (ML-DSA) signed MCP over the official MCP SDK.
- * The protocol lives in `@pqc-mcp/core`; its errors and identities are re-exported here for convenience.
+ * @pqc-mcp/mcp: `PQCMCPClient` and `PQCMCPServer`, post-quantum (ML-DSA) signed MCP on the official MCP SDK v2, and
+ * `withPqc`, the PQC client as an SDK client middleware. The protocol lives in `@pqc-mcp/core`.
  */
 export { PQCMCPClient, type CallOptions, type PQCMCPClientOptions } from './client.js';
 export {
   PQCMCPServer,
   toCallToolResult,
+  type ArgsOf,
   type JsonSchemaObject,
   type PQCMCPServerOptions,
   type RunOptions,
@@ -15,24 +16,7 @@ export {
   type ToolHandler,
   type ToolInputSchema,
 } from './server.js';
+export { withPqc } from './with-pqc.js';
 export { MCPToolError, mcpErrorReason, type MCPErrorReason } from './errors.js';
-export {
-  AgentIdentity,
-  AuditLog,
-  HandshakeError,
-  MemorySessionStore,
-  PQCTransportError,
-  PeerNotAuthenticatedError,
-  ReplayAttackError,
-  SessionExpiredError,
-  SignatureVerificationError,
-  pqcFetch,
-  type AuditEntry,
-  type FetchLike,
-  type PQCFetch,
-  type PQCReason,
-  type PQCRequestContext,
-  type PQCServerOptions,
-  type PQCSession,
-  type Profile,
-} from '@pqc-mcp/core';
+// The same re-exports as the adapters: the identity every client and server needs.
+export { AgentIdentity, type PQCRequestContext } from '@pqc-mcp/core';

@@ -1,58 +1,53 @@
 /**
- * `PQCMCPServer`: the seed's standalone server, rebuilt on the official MCP SDK `McpServer`. Tools are registered
- * once; every MCP session (and every in-memory request) gets its own `McpServer` with them, as the SDK requires.
- * The PQC protocol itself is `@pqc-mcp/core`'s: in memory through `createPQCHandler`, over HTTP through the
- * `@pqc-mcp/hono` middleware on `@hono/node-server`. Both share one session store and one audit trail.
+ * `PQCMCPServer`: the Python predecessor's server API (`tool`, `handleRequest`, `handleHandshake`, `getToolList`,
+ * `run`), on the official MCP SDK v2. Tools are registered once; the SDK's `createMcpHandler` builds an `McpServer`
+ * with them for each request and serves both protocol eras (2025-11-25 with `initialize`, and the stateless
+ * 2026-07-28). The PQC protocol is `@pqc-mcp/core`'s handler in front of it: verified callers reach every tool as the
+ * SDK's `authInfo` (`ctx.http.authInfo`; here `context.pqc`). v1 peers (`pqc-mcp-transport`) are served too when
+ * profile 1 is enabled: their raw JSON-RPC needs no `initialize`.
  */
-import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { serve } from '@hono/node-server';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
-  normalizeObjectSchema,
-  type AnySchema,
-  type SchemaOutput,
-  type ShapeOutput,
-  type ZodRawShapeCompat,
-} from '@modelcontextprotocol/sdk/server/zod-compat.js';
-import { toJsonSchemaCompat } from '@modelcontextprotocol/sdk/server/zod-json-schema-compat.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import {
-  isInitializeRequest,
+  McpServer,
+  createMcpHandler,
+  fromJsonSchema,
   type CallToolResult,
-  type ServerNotification,
-  type ServerRequest,
+  type CreateMcpHandlerOptions,
+  type McpHttpHandler,
+  type ServerContext,
+  type StandardSchemaWithJSON,
   type Tool,
   type ToolAnnotations,
-} from '@modelcontextprotocol/sdk/types.js';
+} from '@modelcontextprotocol/server';
 import {
-  AuditLog,
-  MemorySessionStore,
   createPQCHandler,
+  pqcAuthInfo,
+  pqcContextOf,
   type AuditEntry,
+  type AuditLog,
   type PQCHandler,
   type PQCRequestContext,
-  type PQCServerOptions,
 } from '@pqc-mcp/core';
-import { pqc, type PQCVariables } from '@pqc-mcp/hono';
-import { Hono } from 'hono';
-import { z } from 'zod';
+import { nodeRequestTarget, resolveCryptoPool, sendWebResponse, toWebRequest, type NodeServerOptions } from '@pqc-mcp/core/node';
 
-/** Options of `PQCMCPServer`: the PQC layer's options (core's `PQCServerOptions`) and the MCP server's name. */
-export interface PQCMCPServerOptions extends PQCServerOptions {
-  /** The MCP server name announced at `initialize` (default `pqc-mcp-server`). */
+/** Options of `PQCMCPServer`: the PQC layer's (core's, with the Node `cryptoPool`), and the MCP server's own. */
+export interface PQCMCPServerOptions extends NodeServerOptions {
+  /** The MCP server name announced to clients (default `pqc-mcp-server`). */
   name?: string;
-  /** The MCP server version announced at `initialize` (default `0.1.0`). */
+  /** The MCP server version announced to clients (default `0.1.0`). */
   version?: string;
-  /** Instructions announced at `initialize`. */
+  /** Instructions announced to clients. */
   instructions?: string;
-  /** Answer HTTP POSTs with one JSON body instead of an SSE stream (default false: SSE). `handleRequest` always uses JSON. */
-  enableJsonResponse?: boolean;
+  /**
+   * How the 2026-07-28 era answers (the SDK's `responseMode`): `'auto'` (default: JSON, SSE once a tool sends progress),
+   * `'json'` or `'sse'`. The 2025-11-25 era always streams (the SDK's choice); v1 peers always get JSON.
+   */
+  responseMode?: CreateMcpHandlerOptions['responseMode'];
 }
 
-/** A JSON Schema for a tool's arguments; MCP requires `type: "object"`. */
+/** A JSON Schema for a tool's arguments (MCP requires `type: "object"`). */
 export interface JsonSchemaObject {
   type: 'object';
   properties?: Record<string, unknown>;
@@ -60,22 +55,22 @@ export interface JsonSchemaObject {
   [keyword: string]: unknown;
 }
 
-/** What a tool's arguments are described by: a zod raw shape, a zod schema (an object), or a JSON Schema. */
-export type ToolInputSchema = ZodRawShapeCompat | AnySchema | JsonSchemaObject;
+/** What a tool's arguments are described by: a Standard Schema (`z.object({...})` of zod 4 or `zod/v4`) or a JSON Schema. */
+export type ToolInputSchema = StandardSchemaWithJSON | JsonSchemaObject;
 
 /** What a tool handler is called with besides its arguments. */
 export interface ToolContext {
-  /** Who called: the client DID pinned by the handshake, the PQC session and profile (always set for verified calls). */
+  /** Who called: the client DID pinned by the handshake, its PQC session and profile. */
   pqc: PQCRequestContext | undefined;
   /** Aborted when the client cancels the call. */
   signal: AbortSignal;
-  /** The MCP SDK's request context (progress, notifications, request id). */
-  extra: RequestHandlerExtra<ServerRequest, ServerNotification>;
+  /** The MCP SDK's request context (progress, logging, `mcpReq`, `http`). */
+  ctx: ServerContext;
 }
 
 /**
  * A tool handler. Its return value becomes the MCP result: a string → one text content; an object with a `content`
- * array → used as the `CallToolResult`; `undefined` → no content; anything else → its JSON as text. A thrown error
+ * array → the `CallToolResult` as is; `undefined` → no content; anything else → its JSON as text. A thrown error
  * becomes a result with `isError: true` and the error's message (the MCP SDK's behaviour).
  */
 export type ToolHandler<Args> = (args: Args, context: ToolContext) => unknown;
@@ -85,8 +80,12 @@ export interface ToolConfig<S extends ToolInputSchema | undefined = ToolInputSch
   description?: string;
   title?: string;
   inputSchema?: S;
+  outputSchema?: StandardSchemaWithJSON;
   annotations?: ToolAnnotations;
 }
+
+/** The argument type a schema describes. */
+export type ArgsOf<S> = S extends StandardSchemaWithJSON ? StandardSchemaWithJSON.InferOutput<S> : Record<string, unknown>;
 
 /** What `run` accepts. */
 export interface RunOptions {
@@ -110,16 +109,8 @@ export interface RunningServer {
 
 interface RegisteredTool {
   name: string;
-  config: { title?: string; description?: string; inputSchema: ZodRawShapeCompat | AnySchema; annotations?: ToolAnnotations };
+  config: { title?: string; description?: string; inputSchema: StandardSchemaWithJSON; outputSchema?: StandardSchemaWithJSON; annotations?: ToolAnnotations };
   handler: ToolHandler<never>;
-}
-
-interface McpSession {
-  transport: WebStandardStreamableHTTPServerTransport;
-  server: McpServer;
-  peerDid: string | undefined;
-  /** Epoch ms of the last request in this session. */
-  lastSeen: number;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -128,43 +119,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** A zod schema of either major version (v4 has `_zod`, v3 `_def`). */
-function isZodSchema(value: unknown): value is AnySchema {
-  return typeof value === 'object' && value !== null && ('_zod' in value || '_def' in value);
+function isStandardSchema(value: unknown): value is StandardSchemaWithJSON {
+  return typeof value === 'object' && value !== null && '~standard' in value;
 }
 
-/**
- * The schema handed to the SDK for a tool. A JSON Schema is converted with `z.fromJSONSchema` (real validation) and
- * keeps its own text in `tools/list` (zod metadata overrides the generated keys). A JSON Schema zod cannot convert
- * (for example `$ref` into `definitions`) is passed through: listed as given, arguments only checked to be an object.
- */
-function toSdkSchema(name: string, input: unknown): ZodRawShapeCompat | AnySchema {
-  if (input === undefined) return z.object({});
-  if (isZodSchema(input)) {
-    if (!normalizeObjectSchema(input)) throw new TypeError(`PQCMCPServer.tool("${name}"): inputSchema must be a zod object (z.object({...}))`);
-    return input;
-  }
-  if (isPlainObject(input)) {
-    const values = Object.values(input);
-    if (values.length === 0) return z.object({});
-    if (values.every(isZodSchema)) return input as ZodRawShapeCompat;
-    if (input.type === 'object') {
-      const json = structuredClone(input);
-      let schema: z.ZodType;
-      try {
-        schema = z.fromJSONSchema(json as Parameters<typeof z.fromJSONSchema>[0]);
-        if (!normalizeObjectSchema(schema)) schema = z.looseObject({});
-      } catch {
-        schema = z.looseObject({});
-      }
-      // zod reads a metadata `id` as a registry key (unique per process): a draft-4 `id` member is not listed.
-      const { id: _id, ...listed } = json;
-      return schema.meta(listed);
-    }
-  }
+const EMPTY_OBJECT: JsonSchemaObject = { type: 'object', properties: {} };
+
+/** The schema the SDK is given for a tool: a Standard Schema as is, a JSON Schema through the SDK's `fromJsonSchema`. */
+function toSdkSchema(name: string, input: unknown): StandardSchemaWithJSON {
+  if (input === undefined) return fromJsonSchema(EMPTY_OBJECT as never);
+  if (isStandardSchema(input)) return input;
+  if (isPlainObject(input) && input.type === 'object') return fromJsonSchema(structuredClone(input) as never);
   throw new TypeError(
-    `PQCMCPServer.tool("${name}"): inputSchema must be a zod raw shape ({ a: z.number() }), a zod object, ` +
-      'or a JSON Schema with type "object"',
+    `PQCMCPServer.tool("${name}"): inputSchema must be a Standard Schema object (z.object({...}) of zod 4, or of 'zod/v4' ` +
+      'with zod 3.25) or a JSON Schema with type "object"',
   );
 }
 
@@ -177,68 +145,39 @@ export function toCallToolResult(value: unknown): CallToolResult {
   return { content: [{ type: 'text', text: text ?? String(value) }] };
 }
 
-function jsonRpcError(status: number, code: number, message: string): Response {
-  return Response.json({ jsonrpc: '2.0', id: null, error: { code, message } }, { status });
-}
-
-function authInfoOf(context: PQCRequestContext | undefined): AuthInfo | undefined {
-  return context ? { token: '', clientId: context.peerDid, scopes: [], extra: { pqc: context } } : undefined;
-}
-
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
 /**
- * A post-quantum signed MCP server: register tools, then serve them over HTTP with `run()`, or answer signed messages
- * in memory with `handleHandshake()` / `handleRequest()` (for tests and custom transports).
+ * A post-quantum signed MCP server: register tools, then serve them over HTTP with `run()`, from any web-standard
+ * runtime with `fetch`, or answer signed messages in memory with `handleHandshake()` / `handleRequest()`.
  */
 export class PQCMCPServer {
-  /** The MCP server name and version announced at `initialize`. */
+  /** The MCP server name and version announced to clients. */
   readonly name: string;
   readonly version: string;
-  /** The PQC layer (core's web-standard handler) that `handleHandshake` and `handleRequest` go through. */
+  /** The PQC layer (core's web-standard handler): its resolved options, identity, store and audit trail. */
   readonly handler: PQCHandler;
-  /** The audit trail of every handshake, verified request, signed response and rejection (in memory and HTTP). */
-  readonly audit: AuditLog;
-  /** The Hono app `run()` serves: the `@pqc-mcp/hono` middleware in front of stateful MCP sessions. */
-  readonly app: Hono<{ Variables: PQCVariables }>;
+  /** The MCP SDK's handler behind it (both protocol eras, stateless). */
+  readonly mcp: McpHttpHandler;
 
-  readonly #options: PQCMCPServerOptions;
+  readonly #instructions: string | undefined;
   readonly #tools = new Map<string, RegisteredTool>();
-  readonly #sessions = new Map<string, McpSession>();
-  readonly #maxSessions: number;
-  readonly #idleMs: number;
   #http: HttpServer | undefined;
   #closeGraceMs = 2000;
   #closing: Promise<void> | undefined;
 
   constructor(options: PQCMCPServerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('PQCMCPServer: options are required ({ identity })');
-    const { name, version, instructions, enableJsonResponse, ...pqcOptions } = options;
-    if (name !== undefined && typeof name !== 'string') throw new TypeError('PQCMCPServer: option "name" must be a string');
-    if (version !== undefined && typeof version !== 'string') throw new TypeError('PQCMCPServer: option "version" must be a string');
-    if (instructions !== undefined && typeof instructions !== 'string') {
-      throw new TypeError('PQCMCPServer: option "instructions" must be a string');
+    const { name, version, instructions, responseMode, ...pqcOptions } = options;
+    for (const [key, value] of Object.entries({ name, version, instructions })) {
+      if (value !== undefined && typeof value !== 'string') throw new TypeError(`PQCMCPServer: option "${key}" must be a string`);
     }
     this.name = name ?? 'pqc-mcp-server';
     this.version = version ?? '0.1.0';
-    this.#options = { ...options, enableJsonResponse: enableJsonResponse === true };
-    // One store and one audit trail for the in-memory handler and the HTTP middleware: a session opened by one is
-    // known to the other, and `getAuditLog()` shows both.
-    if (pqcOptions.audit !== undefined && !(pqcOptions.audit instanceof AuditLog) && typeof pqcOptions.audit !== 'function') {
-      throw new TypeError('pqc: option "audit" must be an AuditLog or a function (entry) => void');
-    }
-    const audit = pqcOptions.audit instanceof AuditLog ? pqcOptions.audit : new AuditLog(pqcOptions.audit ? { sink: pqcOptions.audit } : {});
-    const shared: PQCServerOptions = { ...pqcOptions, store: pqcOptions.store ?? new MemorySessionStore(), audit };
-    this.handler = createPQCHandler(shared); // validates every PQC option now
-    this.audit = this.handler.audit;
-    this.#maxSessions = shared.maxSessions ?? 10_000;
-    this.#idleMs = (shared.sessionTtlSec ?? 3600) * 1000;
-
-    this.app = new Hono<{ Variables: PQCVariables }>();
-    this.app.use('*', pqc(shared));
-    for (const endpoint of this.handler.endpoints) {
-      this.app.all(endpoint, (c) => this.#sessionApp(c.req.raw, c.get('pqcBody'), c.get('pqc')));
-    }
+    this.#instructions = instructions;
+    // Validates every PQC option now, and moves the crypto off the event loop on Node (cryptoPool, default 'auto').
+    this.handler = createPQCHandler(resolveCryptoPool(pqcOptions));
+    this.mcp = createMcpHandler(() => this.createMcpServer(), { responseMode });
   }
 
   /** The server's DID. */
@@ -246,207 +185,154 @@ export class PQCMCPServer {
     return this.handler.identity.did;
   }
 
-  /** The web-standard fetch handler of the HTTP server (`app.fetch`): for Bun, Deno, workers or tests. */
-  readonly fetch = (request: Request): Promise<Response> => Promise.resolve(this.app.fetch(request));
+  /** The audit trail of every handshake, verified request, signed answer and rejection. */
+  get audit(): AuditLog {
+    return this.handler.audit;
+  }
 
   /**
-   * Registers a tool. `inputSchema` is a zod raw shape (`{ a: z.number() }`), a zod object, or a JSON Schema
-   * (`{ type: 'object', properties: ... }`, validated through `z.fromJSONSchema`, or passed through when zod cannot
-   * convert it). Throws if the name is taken. Returns the server, for chaining.
+   * The web-standard fetch handler of the whole server (the handshake path and the MCP endpoint): for Bun, Deno,
+   * workers or tests. Other paths get 404.
    */
-  tool<Shape extends ZodRawShapeCompat>(name: string, config: ToolConfig<Shape>, handler: ToolHandler<ShapeOutput<Shape>>): this;
-  tool<S extends AnySchema>(name: string, config: ToolConfig<S>, handler: ToolHandler<SchemaOutput<S>>): this;
-  tool(name: string, config: ToolConfig<JsonSchemaObject | undefined>, handler: ToolHandler<Record<string, unknown>>): this;
-  tool(name: string, config: ToolConfig, handler: ToolHandler<never>): this {
+  readonly fetch = (request: Request): Promise<Response> =>
+    this.handler.handle(request, async (verified, parsedBody, context) => {
+      if (context === undefined) return Response.json({ error: 'not found' }, { status: 404 });
+      return this.mcp.fetch(verified, { parsedBody, authInfo: pqcAuthInfo(context) });
+    });
+
+  /**
+   * Registers a tool. `inputSchema` is a Standard Schema object (`z.object({ a: z.number() })` of zod 4, or of
+   * `zod/v4` with zod 3.25) or a JSON Schema (`{ type: 'object', properties: ... }`, validated by the SDK). Throws if
+   * the name is taken. Returns the server, for chaining.
+   */
+  tool<S extends ToolInputSchema | undefined>(name: string, config: ToolConfig<S>, handler: ToolHandler<ArgsOf<S>>): this {
     if (typeof name !== 'string' || name === '') throw new TypeError('PQCMCPServer.tool: name must be a non-empty string');
     if (this.#tools.has(name)) throw new Error(`PQCMCPServer.tool: a tool named "${name}" is already registered`);
     if (typeof config !== 'object' || config === null) throw new TypeError(`PQCMCPServer.tool("${name}"): config must be an object`);
     if (typeof handler !== 'function') throw new TypeError(`PQCMCPServer.tool("${name}"): handler must be a function`);
-    const tool: RegisteredTool = {
+    this.#tools.set(name, {
       name,
       config: {
         title: config.title,
         description: config.description,
         inputSchema: toSdkSchema(name, config.inputSchema),
+        outputSchema: config.outputSchema,
         annotations: config.annotations,
       },
-      handler,
-    };
-    this.#tools.set(name, tool);
-    // Sessions already open learn the tool too (the SDK tells their clients: notifications/tools/list_changed).
-    // A session opened while the server had no tool announced no tools capability and cannot gain one.
-    for (const session of this.#sessions.values()) {
-      try {
-        this.#register(session.server, tool);
-      } catch {
-        // the tool reaches that client with its next session
-      }
-    }
+      handler: handler as ToolHandler<never>,
+    });
     return this;
   }
 
-  /** The tools as `tools/list` shows them: name, title, description, input JSON Schema, annotations. */
-  getToolList(): Tool[] {
-    return [...this.#tools.values()].map(({ name, config }) => {
-      const object = normalizeObjectSchema(config.inputSchema);
-      const tool: Tool = {
-        name,
-        inputSchema: (object ? toJsonSchemaCompat(object, { strictUnions: true, pipeStrategy: 'input' }) : { type: 'object' }) as Tool['inputSchema'],
-      };
-      if (config.title !== undefined) tool.title = config.title;
-      if (config.description !== undefined) tool.description = config.description;
-      if (config.annotations !== undefined) tool.annotations = config.annotations;
-      return tool;
-    });
-  }
-
-  /** A new SDK `McpServer` with every registered tool (one per MCP session, as the SDK requires). */
+  /** A new SDK `McpServer` with every registered tool (the SDK's handler makes one per request). */
   createMcpServer(): McpServer {
-    const server = new McpServer({ name: this.name, version: this.version }, { instructions: this.#options.instructions });
-    for (const tool of this.#tools.values()) this.#register(server, tool);
+    const server = new McpServer({ name: this.name, version: this.version }, { instructions: this.#instructions });
+    for (const tool of this.#tools.values()) {
+      const handler = tool.handler as ToolHandler<unknown>;
+      server.registerTool(tool.name, tool.config, (async (args: unknown, ctx: ServerContext) =>
+        toCallToolResult(await handler(args, { pqc: pqcContextOf(ctx.http?.authInfo), signal: ctx.mcpReq.signal, ctx }))) as never);
+    }
     return server;
   }
 
-  #register(server: McpServer, tool: RegisteredTool): void {
-    const handler = tool.handler as ToolHandler<unknown>;
-    server.registerTool(
-      tool.name,
-      tool.config as { inputSchema: AnySchema },
-      (async (args: unknown, extra: RequestHandlerExtra<ServerRequest, ServerNotification>) =>
-        toCallToolResult(
-          await handler(args, { pqc: extra.authInfo?.extra?.pqc as PQCRequestContext | undefined, signal: extra.signal, extra }),
-        )) as never,
+  /** The tools as `tools/list` shows them: name, title, description, input JSON Schema, annotations. */
+  async getToolList(): Promise<Tool[]> {
+    const server = this.createMcpServer();
+    const response = await createMcpHandler(() => server).fetch(
+      new Request('http://localhost/mcp', {
+        method: 'POST',
+        headers: MCP_HEADERS,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+      }),
     );
+    const text = await response.text();
+    const data = text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}');
+    return ((JSON.parse(data) as { result?: { tools?: Tool[] } }).result?.tools ?? []) as Tool[];
   }
 
   /**
    * Answers a handshake request (its JSON text) in memory, as `POST <base>/pqc/handshake` would: the signed handshake
-   * response text. A refused handshake comes back as the unsigned JSON-RPC error of docs/PROTOCOL.md §6 (its
-   * `error.data.pqc` says why), exactly what HTTP would carry.
+   * response text, or the unsigned JSON-RPC error of docs/PROTOCOL.md §6 when refused.
    */
   async handleHandshake(text: string | Uint8Array): Promise<string> {
-    const response = await this.handler.handle(
-      new Request(new URL(this.handler.handshakePath, 'http://localhost'), { method: 'POST', headers: MCP_HEADERS, body: text as BodyInit }),
-      () => Promise.resolve(new Response(null, { status: 404 })),
-    );
+    const url = new URL(this.handler.options.handshakePath, 'http://localhost');
+    const response = await this.fetch(new Request(url, { method: 'POST', headers: MCP_HEADERS, body: text as BodyInit }));
     return response.text();
   }
 
   /**
-   * Answers a signed JSON-RPC message (or batch) in memory, as a POST to the endpoint would: the signed response
-   * text, `''` for a notification. Each call runs on a fresh stateless MCP server (no `initialize` needed). A message
-   * the PQC layer refuses comes back as the unsigned JSON-RPC error of docs/PROTOCOL.md §6, exactly what HTTP would carry.
+   * Answers a signed JSON-RPC message (or batch) in memory, as a POST to the endpoint would (its `http` must name
+   * `POST` and the endpoint's path): the signed answer text (one JSON body), `''` for a notification, or the unsigned
+   * error of §6.
    */
-  async handleRequest(text: string | Uint8Array): Promise<string> {
-    const response = await this.handler.handle(
-      new Request(new URL(this.handler.endpoints[0]!, 'http://localhost'), { method: 'POST', headers: MCP_HEADERS, body: text as BodyInit }),
-      async (request, parsedBody, context) => {
-        const server = this.createMcpServer();
-        const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-        await server.connect(transport);
-        try {
-          const answer = await transport.handleRequest(request, { parsedBody, authInfo: authInfoOf(context) });
-          // A JSON answer is complete once returned: keep its text before the server closes.
-          return new Response(await answer.text(), { status: answer.status, headers: answer.headers });
-        } finally {
-          await server.close();
-        }
-      },
-    );
-    return response.text();
+  async handleRequest(text: string): Promise<string> {
+    const first = (JSON.parse(text) as { _pqc?: { session_id?: unknown; v?: unknown } } | { _pqc?: { session_id?: unknown } }[]);
+    const envelope = Array.isArray(first) ? first[0]?._pqc : first._pqc;
+    const headers: Record<string, string> = { ...MCP_HEADERS };
+    if ((envelope as { v?: unknown } | undefined)?.v === 2 && typeof envelope?.session_id === 'string') headers['pqc-session'] = envelope.session_id;
+    const url = new URL(this.handler.options.endpoints[0]!, 'http://localhost');
+    const response = await this.fetch(new Request(url, { method: 'POST', headers, body: text }));
+    const body = await response.text();
+    if (!(response.headers.get('content-type') ?? '').startsWith('text/event-stream')) return body;
+    // One JSON body, as the v1 (Python) server answered: the stream's messages, signed, as a batch or one message.
+    const messages = body
+      .split(/\r?\n\r?\n/)
+      .map((event) => /^data: (.*)$/m.exec(event)?.[1])
+      .filter((data): data is string => data !== undefined && data.trim() !== '');
+    return messages.length === 1 ? messages[0]! : `[${messages.join(',')}]`;
   }
 
-  /** The stateful MCP endpoint behind the PQC middleware: one SDK transport and server per Mcp-Session-Id. */
-  async #sessionApp(request: Request, parsedBody: unknown, context: PQCRequestContext | undefined): Promise<Response> {
-    const authInfo = authInfoOf(context);
-    const sessionId = request.headers.get('mcp-session-id');
-    if (sessionId !== null) {
-      const session = this.#sessions.get(sessionId);
-      // An MCP session belongs to the client DID that opened it: another authenticated client cannot use it.
-      if (!session || session.peerDid !== context?.peerDid) return jsonRpcError(404, -32001, 'Session not found');
-      session.lastSeen = Date.now();
-      return session.transport.handleRequest(request, { parsedBody, authInfo });
-    }
-    if (request.method !== 'POST' || !isInitializeRequest(parsedBody)) {
-      return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-    }
-    if (this.#closing) return jsonRpcError(503, -32000, 'Server is shutting down');
-    if (this.#sessions.size >= this.#maxSessions) await this.#closeIdleSessions();
-    if (this.#sessions.size >= this.#maxSessions) return jsonRpcError(503, -32000, 'Too many MCP sessions');
-    const server = this.createMcpServer();
-    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => globalThis.crypto.randomUUID(),
-      enableJsonResponse: this.#options.enableJsonResponse,
-      onsessioninitialized: (id) => {
-        this.#sessions.set(id, { transport, server, peerDid: context?.peerDid, lastSeen: Date.now() });
-      },
-      onsessionclosed: (id) => {
-        this.#sessions.delete(id);
-      },
-    });
-    transport.onclose = () => {
-      if (transport.sessionId !== undefined) this.#sessions.delete(transport.sessionId);
-    };
-    await server.connect(transport);
-    return transport.handleRequest(request, { parsedBody, authInfo });
-  }
-
-  /** Closes the MCP sessions without a request for longer than the PQC session lifetime (clients that vanished). */
-  async #closeIdleSessions(): Promise<void> {
-    const limit = Date.now() - this.#idleMs;
-    const idle = [...this.#sessions].filter(([, s]) => s.lastSeen < limit);
-    for (const [id] of idle) this.#sessions.delete(id);
-    await Promise.allSettled(idle.map(([, s]) => s.server.close()));
-  }
-
-  /**
-   * Serves the MCP endpoint and the handshake over HTTP (`@pqc-mcp/hono` on `@hono/node-server`). Resolves once
-   * listening, with the endpoint URL and the port.
-   */
+  /** Serves the MCP endpoint and the handshake over HTTP (node:http). Resolves once listening. */
   async run(options: RunOptions = {}): Promise<RunningServer> {
     if (this.#http) throw new Error('PQCMCPServer.run: already running');
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 0;
     if (typeof host !== 'string' || host === '') throw new TypeError('PQCMCPServer.run: option "host" must be a non-empty string');
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError('PQCMCPServer.run: option "port" must be an integer 0–65535');
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError('PQCMCPServer.run: option "port" must be an integer 0-65535');
     this.#closeGraceMs = options.closeGraceMs ?? 2000;
     this.#closing = undefined;
-    const http = await new Promise<HttpServer>((resolve, reject) => {
-      const server = serve({ fetch: this.app.fetch, hostname: host, port }, () => {
-        server.off('error', reject);
-        resolve(server as HttpServer);
-      }) as HttpServer;
-      server.once('error', reject);
+    const http = createServer((req, res) => {
+      const request = toWebRequest(req);
+      this.handler
+        .handle(
+          request,
+          async (verified, parsedBody, context) => {
+            if (context === undefined) return Response.json({ error: 'not found' }, { status: 404 });
+            return this.mcp.fetch(verified, { parsedBody, authInfo: pqcAuthInfo(context) });
+          },
+          { target: nodeRequestTarget(req) },
+        )
+        .then((response) => sendWebResponse(res, response))
+        .catch(() => {
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+        });
+    });
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(port, host, () => {
+        http.off('error', reject);
+        resolve();
+      });
     });
     this.#http = http;
     const actual = (http.address() as AddressInfo).port;
     const hostPart = host.includes(':') ? `[${host}]` : host;
-    return {
-      url: `http://${hostPart}:${actual}${this.handler.endpoints[0]}`,
-      port: actual,
-      host,
-      close: () => this.close(),
-    };
+    return { url: `http://${hostPart}:${actual}${this.handler.options.endpoints[0]}`, port: actual, host, close: () => this.close() };
   }
 
-  /**
-   * Stops: refuses new MCP sessions, closes every open one (their SSE streams end), stops listening and waits for
-   * open connections to finish, cutting those still open after `closeGraceMs`. Safe to call more than once.
-   */
+  /** Stops listening and waits for open connections, cutting those still open after `closeGraceMs`. Safe to repeat. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
   }
 
   async #close(): Promise<void> {
-    const sessions = [...this.#sessions.values()];
-    this.#sessions.clear();
-    await Promise.allSettled(sessions.map((s) => s.server.close()));
+    await this.mcp.close().catch(() => {});
     const http = this.#http;
     this.#http = undefined;
     if (!http) return;
     await new Promise<void>((resolve) => {
-      // Connections become idle as their last response ends (the SSE streams just closed): close them as they do.
       const sweep = setInterval(() => http.closeIdleConnections(), 20);
       const timer = setTimeout(() => http.closeAllConnections(), this.#closeGraceMs);
       http.close(() => {
@@ -460,6 +346,6 @@ export class PQCMCPServer {
 
   /** The server's audit trail, oldest first. */
   getAuditLog(): AuditEntry[] {
-    return this.audit.entries();
+    return this.handler.audit.entries();
   }
 }

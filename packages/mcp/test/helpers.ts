@@ -1,23 +1,17 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
-import { AgentIdentity } from '@pqc-mcp/core';
+/** What the tests of @pqc-mcp/mcp share: identities, the example server, a verifying in-memory client. */
+import { MessageSigner, PQCHandshake, type AgentIdentity, type PQCSession } from '@pqc-mcp/core';
+import { seededIdentity } from '@pqc-mcp/test-kit';
 import { z } from 'zod';
 import { PQCMCPServer, type PQCMCPServerOptions } from '../src/index.js';
 
-/** Fixed-seed identities (never random: failures must reproduce). */
-export function seededIdentity(byte: number, name = `agent-${byte}`): AgentIdentity {
-  return AgentIdentity.fromSeed(new Uint8Array(32).fill(byte), { name });
-}
+export const SERVER = seededIdentity(41, 'ML-DSA-65', 'mcp-server');
+export const CLIENT = seededIdentity(42, 'ML-DSA-65', 'mcp-client');
+export const OTHER = seededIdentity(43, 'ML-DSA-65', 'mcp-other');
 
-export const SERVER = seededIdentity(41, 'mcp-server');
-export const CLIENT = seededIdentity(42, 'mcp-client');
-export const OTHER = seededIdentity(43, 'mcp-other');
-
-/** The seed's example tools: greet, add, echo. */
+/** The example tools: greet (zod), add (zod, numbers), echo (JSON Schema), whoami (the verified caller). */
 export function exampleServer(options: Partial<PQCMCPServerOptions> = {}): PQCMCPServer {
-  return new PQCMCPServer({ identity: SERVER, name: 'test-server', version: '1.2.3', ...options })
-    .tool('greet', { description: 'Greets someone', inputSchema: { name: z.string() } }, ({ name }) => `Hello, ${name}!`)
+  return new PQCMCPServer({ identity: SERVER, name: 'test-server', version: '1.2.3', cryptoPool: false, ...options })
+    .tool('greet', { description: 'Greets someone', inputSchema: z.object({ name: z.string() }) }, ({ name }) => `Hello, ${name}!`)
     .tool('add', { description: 'Adds two numbers', inputSchema: z.object({ a: z.number(), b: z.number() }) }, ({ a, b }) => a + b)
     .tool(
       'echo',
@@ -26,34 +20,47 @@ export function exampleServer(options: Partial<PQCMCPServerOptions> = {}): PQCMC
         inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
       },
       (args) => ({ content: [{ type: 'text', text: String(args.message) }] }),
-    );
-}
-
-/** A web-standard fetch handler served on 127.0.0.1 (port chosen by the system). */
-export interface Served {
-  origin: string;
-  url: string;
-  close(): Promise<void>;
-}
-
-export async function serveFetch(fetch: (request: Request) => Response | Promise<Response>, path = '/mcp'): Promise<Served> {
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server)) as Server;
-  });
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    origin,
-    url: origin + path,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+    )
+    .tool('whoami', { description: 'The verified caller' }, (_args, context) => context.pqc?.peerDid ?? 'nobody');
 }
 
 /** The text of the first text content of a tool result. */
 export function textOf(result: { content?: unknown }): string | undefined {
   const content = result.content as { type: string; text?: string }[] | undefined;
   return content?.find((c) => c.type === 'text')?.text;
+}
+
+/** A client in memory: handshake through `handleHandshake`, signed requests through `handleRequest`, verified answers. */
+export class MemoryClient {
+  session!: PQCSession;
+  readonly signer: MessageSigner;
+  #id = 1;
+
+  constructor(
+    readonly server: PQCMCPServer,
+    readonly identity: AgentIdentity = CLIENT,
+  ) {
+    this.signer = new MessageSigner(identity);
+  }
+
+  async handshake(): Promise<PQCSession> {
+    const { request, pending } = await PQCHandshake.initiate(this.identity, { serverDid: this.server.did });
+    const response = await this.server.handleHandshake(request);
+    this.session = await PQCHandshake.complete(response, this.identity, pending, { serverDid: this.server.did });
+    return this.session;
+  }
+
+  sign(message: object) {
+    return this.signer.signMessage(message, { sessionId: this.session.sessionId, http: { method: 'POST', path: '/mcp', mcpSessionId: null } });
+  }
+
+  /** Sends a request; returns the verified answer without `_pqc` (throws with the reason when it is refused). */
+  async request(method: string, params?: object): Promise<Record<string, unknown>> {
+    const signed = await this.sign({ jsonrpc: '2.0', id: this.#id++, method, ...(params ? { params } : {}) });
+    const text = await this.server.handleRequest(signed.text);
+    const result = await MessageSigner.verifyMessage(text, { peer: this.session.peer });
+    if (!result.valid) throw new Error(`answer refused: ${result.reason}: ${text.slice(0, 200)}`);
+    if (result.inReplyTo !== signed.nonce || result.sessionId !== this.session.sessionId) throw new Error('the answer binds another request');
+    return result.message!;
+  }
 }
