@@ -10,11 +10,11 @@
  */
 import { AgentIdentity, MessageSigner } from '@pqc-mcp/core';
 import { PQCMCPClient } from '@pqc-mcp/mcp';
-import { createSeedServer, printAuditTrail } from './shared/seed.js';
+import { createSimpleServer, printAuditTrail } from './shared/simple.js';
 
 const serverIdentity = AgentIdentity.create('demo-server');
 const clientIdentity = AgentIdentity.create('demo-client');
-const server = createSeedServer({ identity: serverIdentity });
+const server = createSimpleServer({ identity: serverIdentity });
 
 try {
   const { url } = await server.run({ host: '127.0.0.1', port: 0 });
@@ -36,12 +36,14 @@ try {
   console.log(`\n3. add(2, 3) = ${text}  (request signed by the client, result signed by the server, both verified)`);
 
   // A request signed in the client's session, then changed in transit: the server refuses it before any tool runs.
+  const sessionId = client.session!.sessionId;
   const signed = await new MessageSigner(clientIdentity).signMessage(
     { jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 3 } } },
-    { sessionId: client.session!.sessionId },
+    { sessionId, http: { method: 'POST', path: new URL(url).pathname, mcpSessionId: null } },
   );
   const tampered = signed.text.replace('"a":2', '"a":2000');
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: tampered });
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'pqc-session': sessionId };
+  const response = await fetch(url, { method: 'POST', headers, body: tampered });
   const body = (await response.json()) as { error?: { data?: { pqc?: string } } };
   console.log(`\n4. tampered request (a: 2 → 2000 after signing) → HTTP ${response.status} ${body.error?.data?.pqc}`);
   if (response.status !== 401) throw new Error('the tampered request was not refused');

@@ -1,11 +1,10 @@
 /**
- * A post-quantum signed MCP server on Express 5:
+ * A post-quantum signed MCP server on Express (4 or 5), the MCP SDK v2 behind it:
  *
  *   tsx --conditions=@pqc-mcp/source examples/express-server.ts
  *
- * `pqcMiddleware` first, then `express.json()` (it skips verified requests), then the MCP endpoint `/mcp` on the
- * SDK's Node `StreamableHTTPServerTransport` (see shared/express-app.ts). Environment: see shared/env.ts
- * (PORT, PQC_IDENTITY, PQC_PROFILES, PQC_JSON, PQC_REDIS_URL). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`.
+ * See shared/express-app.ts for the app. Environment: see shared/env.ts (PORT, PQC_IDENTITY, PQC_PROFILES,
+ * PQC_JSON, PQC_REDIS_URL). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`.
  */
 import type { AddressInfo } from 'node:net';
 import { resolveCryptoPool } from '@pqc-mcp/core/node';
@@ -15,22 +14,18 @@ import { createExpressApp } from './shared/express-app.js';
 
 const env = await readExampleEnv('express-server');
 const store = storeFromEnv(); // PQC_REDIS_URL: sessions shared with other instances
-// cryptoPool 'auto' (the default), resolved here so the startup line names the backend that really signs.
-const pqc = resolveCryptoPool({ identity: env.identity, profiles: env.profiles, ...env.limits, store });
-const { app, closeSessions } = createExpressApp({
-  pqc,
-  enableJsonResponse: env.enableJsonResponse,
-});
+const handlerOptions = resolveCryptoPool({ identity: env.identity, profiles: env.profiles, ...env.limits, store });
+const { app, close } = createExpressApp({ pqc: handlerOptions, responseMode: env.responseMode });
 
 const server = app.listen(env.port, '127.0.0.1', (err?: Error) => {
   if (err) throw err;
   printReady((server.address() as AddressInfo).port, env.identity.did);
-  printBackend(typeof pqc.backend === 'object' ? pqc.backend.name : env.identity.backend.name);
+  printBackend(typeof handlerOptions.backend === 'object' ? handlerOptions.backend.name : env.identity.backend.name);
 });
 
 onShutdown(async () => {
-  await closeSessions();
   server.closeAllConnections();
   await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+  await close();
   await store?.close();
 });

@@ -1,43 +1,38 @@
 /**
  * Mutual authentication in memory, through `PQCMCPServer.handleHandshake` and `handleRequest` (no HTTP): two
  * identities, a handshake in which each side proves its key and the client pins the server, a signed tools/call and
- * its signed result, each verified against the key the handshake pinned, a tampered and a replayed request refused,
- * then the audit trail of both sides.
+ * its signed result, verified against the key the handshake pinned and bound to the request, a tampered and a
+ * replayed request refused, then the audit trail of both sides.
  *
  *   tsx --conditions=@pqc-mcp/source examples/mutual-auth.ts
  */
-import { AgentIdentity, MessageSigner, PQCHandshake, parseLossless, verifyWithSession } from '@pqc-mcp/core';
-import { createSeedServer, printAuditTrail } from './shared/seed.js';
+import { AgentIdentity, MessageSigner, PQCHandshake } from '@pqc-mcp/core';
+import { createSimpleServer, printAuditTrail } from './shared/simple.js';
 
 const client = AgentIdentity.create('demo-client');
 const serverIdentity = AgentIdentity.create('demo-server');
-const server = createSeedServer({ identity: serverIdentity });
+const server = createSimpleServer({ identity: serverIdentity });
 console.log(`client ${client.did} (${client.algorithm}, backend ${client.backend.name})`);
 console.log(`server ${server.did} (${serverIdentity.algorithm})`);
 
-// 1. The handshake: each side proves its key; the client pins the server's DID.
-const { request, pending } = await PQCHandshake.initiate(client);
+// 1. The handshake: each side proves its key; the request names the server it is for, the client pins its DID.
+const { request, pending } = await PQCHandshake.initiate(client, { serverDid: server.did });
 const session = await PQCHandshake.complete(await server.handleHandshake(request), client, pending, { serverDid: server.did });
 console.log(`\nhandshake done: session ${session.sessionId}, expires ${new Date(session.expiresAt).toISOString()}`);
 
-// 2. The client signs a tools/call; the server verifies it, runs the tool and signs the result, bound to the request.
+// 2. The client signs a tools/call (bound to the request it travels in); the server verifies it, runs the tool and
+//    signs the result, bound to the call.
 const call = await new MessageSigner(client).signMessage(
   { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 3 } } },
-  { sessionId: session.sessionId },
+  { sessionId: session.sessionId, http: { method: 'POST', path: '/mcp', mcpSessionId: null } },
 );
 const answer = await server.handleRequest(call.text);
-const verified = await verifyWithSession(parseLossless(answer), session, { inReplyTo: call.nonce });
-if (!verified.ok) throw new Error(`response refused: ${verified.reason}`);
-session.logOperation({
-  operation: 'response',
-  verified: true,
-  method: 'tools/call',
-  signer_did: verified.parsed.signerDid,
-  algorithm: verified.parsed.algorithm,
-  signature_truncated: verified.parsed.signatureHex,
-  digest: verified.digest,
-});
-const { result } = MessageSigner.stripPqc(JSON.parse(answer) as Record<string, unknown>) as { result: { content: { text: string }[] } };
+const verified = await MessageSigner.verifyMessage(answer, { peer: session.peer });
+if (!verified.valid || verified.sessionId !== session.sessionId || verified.inReplyTo !== call.nonce) {
+  throw new Error(`response refused: ${verified.reason ?? 'it binds another request'}`);
+}
+session.logOperation({ operation: 'response', verified: true, signer_did: verified.signerDid, algorithm: verified.algorithm, digest: verified.digest });
+const { result } = verified.message as { result: { content: { text: string }[] } };
 console.log(`add(2, 3) = ${result.content[0]!.text}: the result's signature verified under the pinned server key (in_reply_to ${call.nonce})`);
 
 // 3. A tampered request and a replay are refused (unsigned JSON-RPC errors, docs/PROTOCOL.md §6).

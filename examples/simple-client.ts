@@ -1,5 +1,5 @@
 /**
- * The seed's simple client as a `PQCMCPClient`: handshake (the server pinned by its DID), the tools, three verified
+ * The Python predecessor's simple client as a `PQCMCPClient`: handshake (the server pinned by its DID), the tools, three verified
  * calls, and the client's audit trail.
  *
  *   PQC_SERVER_URL=http://127.0.0.1:8080/mcp PQC_SERVER_DID=did:pqaid:… tsx --conditions=@pqc-mcp/source examples/simple-client.ts
@@ -10,7 +10,7 @@
  */
 import { AgentIdentity } from '@pqc-mcp/core';
 import { PQCMCPClient } from '@pqc-mcp/mcp';
-import { printAuditTrail } from './shared/seed.js';
+import { printAuditTrail } from './shared/simple.js';
 
 const serverUrl = process.env.PQC_SERVER_URL ?? 'http://127.0.0.1:8080/mcp';
 const serverDid = process.env.PQC_SERVER_DID || undefined;

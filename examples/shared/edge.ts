@@ -54,7 +54,7 @@ export interface EdgeWorkerRun {
   persistDir?: string;
 }
 
-/** Miniflare options for the worker: module syntax, the two Durable Object classes, SQLite-backed store. */
+/** Miniflare options for the worker: module syntax, the Durable Object class of the session store, SQLite-backed. */
 export function edgeWorkerOptions(run: EdgeWorkerRun): MiniflareOptions {
   return {
     modules: true,
@@ -66,7 +66,6 @@ export function edgeWorkerOptions(run: EdgeWorkerRun): MiniflareOptions {
     bindings: run.vars,
     durableObjects: {
       PQC_SESSIONS: { className: 'PQCSessionStoreObject', useSQLite: true },
-      MCP_SESSIONS: { className: 'McpSessionObject', useSQLite: true },
     },
     durableObjectsPersist: run.persistDir ?? false,
   };

@@ -4,7 +4,7 @@
  *   PORT            port on 127.0.0.1 (default 8080; 0 picks a free one)
  *   PQC_IDENTITY    identity file (JWK, `AgentIdentity.load`); default: a fresh identity
  *   PQC_PROFILES    accepted profiles: `v2` (default) or `v2,v1`
- *   PQC_JSON        `1`: answer POSTs with JSON instead of an SSE stream
+ *   PQC_JSON        `1`: answer 2026-07-28 requests with JSON, never SSE (the 2025-11-25 era always streams)
  *   PQC_AUTHORIZED_DIDS  comma-separated client DIDs allowed to open a session (default: anyone)
  *   PQC_MAX_BODY_BYTES   bound on a request body (default 4 MiB)
  *   PQC_SESSION_TTL_SEC  session lifetime in seconds (default 3600)
@@ -28,7 +28,8 @@ export interface ExampleEnv {
   identity: AgentIdentity;
   profiles: Profile[];
   port: number;
-  enableJsonResponse: boolean;
+  /** How the 2026-07-28 era answers (PQC_JSON=1: `'json'`; else `'auto'`). */
+  responseMode: 'json' | 'auto';
   /** Spread into the PQC options: `pqc({ identity, profiles, ...limits })`. */
   limits: ExampleLimits;
 }
@@ -90,7 +91,7 @@ export async function readExampleEnv(name: string, env: NodeJS.ProcessEnv = proc
     identity,
     profiles: parseProfiles(env.PQC_PROFILES),
     port: parsePort(env.PORT),
-    enableJsonResponse: env.PQC_JSON === '1',
+    responseMode: env.PQC_JSON === '1' ? 'json' : 'auto',
     limits: readLimits(env),
   };
 }

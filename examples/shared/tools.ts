@@ -1,85 +1,30 @@
 /**
- * The MCP server every example serves: tools `echo(text)` and `add(a, b)` on the official MCP SDK, plus a
- * stateful web-standard app (one SDK transport per Mcp-Session-Id) for runtimes that speak `Request`/`Response`.
- * Web standards only (no `node:` import), so the edge worker bundles it too.
+ * The MCP server every example serves, on the MCP SDK v2: tools `echo(text)` and `add(a, b)`, served by the SDK's
+ * `createMcpHandler` in both protocol eras (2025-11-25 with `initialize`, and the stateless 2026-07-28). Web
+ * standards only (no `node:` import), so the edge worker bundles it too.
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import { McpServer, createMcpHandler, type CreateMcpHandlerOptions, type McpHttpHandler } from '@modelcontextprotocol/server';
+import * as z from 'zod/v4';
 
-/** An MCP server with the example tools. */
+/** An MCP server with the example tools (the SDK's handler makes one per request). */
 export function createToolServer(): McpServer {
   const server = new McpServer({ name: 'pqc-mcp-example', version: '0.1.0' });
-  server.registerTool(
-    'echo',
-    { description: 'Echoes the text back', inputSchema: { text: z.string() } },
-    async ({ text }) => ({ content: [{ type: 'text', text }] }),
-  );
-  server.registerTool(
-    'add',
-    { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } },
-    async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }),
-  );
+  server.registerTool('echo', { description: 'Echoes the text back', inputSchema: z.object({ text: z.string() }) }, async ({ text }) => ({
+    content: [{ type: 'text', text }],
+  }));
+  server.registerTool('add', { description: 'Adds two numbers', inputSchema: z.object({ a: z.number(), b: z.number() }) }, async ({ a, b }) => ({
+    content: [{ type: 'text', text: String(a + b) }],
+  }));
   return server;
 }
 
-/** The options every stateful SDK transport of the examples is made with (Node's and the web-standard one take the same). */
-export interface SessionTransportOptions {
-  sessionIdGenerator: () => string;
-  enableJsonResponse: boolean;
-  onsessioninitialized: (sessionId: string) => void;
-  onsessionclosed: (sessionId: string) => void;
-}
-
-/**
- * Opens a stateful MCP session: a new SDK transport made by `create`, connected to a new tool server, and kept in
- * `transports` under its Mcp-Session-Id for as long as the session lives.
- */
-export async function openMcpSession<T extends Transport>(
-  transports: Map<string, T>,
-  enableJsonResponse: boolean,
-  create: (options: SessionTransportOptions) => T,
-): Promise<T> {
-  const created: T = create({
-    sessionIdGenerator: () => crypto.randomUUID(),
-    enableJsonResponse,
-    onsessioninitialized: (id) => {
-      transports.set(id, created);
-    },
-    onsessionclosed: (id) => {
-      transports.delete(id);
-    },
-  });
-  created.onclose = () => {
-    if (created.sessionId) transports.delete(created.sessionId);
-  };
-  await createToolServer().connect(created);
-  return created;
-}
-
-/** Options of the web-standard MCP app. */
+/** Options of the example MCP handler. */
 export interface McpAppOptions {
-  /** Answer POSTs with JSON instead of an SSE stream (default false: SSE). */
-  enableJsonResponse?: boolean;
+  /** How the 2026-07-28 era answers: JSON, SSE, or JSON until a tool streams (default `'auto'`). */
+  responseMode?: CreateMcpHandlerOptions['responseMode'];
 }
 
-/** A stateful MCP endpoint over web standards: `(request, parsedBody) => Response`. */
-export function createWebMcpApp(options: McpAppOptions = {}): (request: Request, parsedBody?: unknown) => Promise<Response> {
-  const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
-  return async (request, parsedBody) => {
-    const sessionId = request.headers.get('mcp-session-id');
-    let transport = sessionId ? transports.get(sessionId) : undefined;
-    if (!transport) {
-      if (request.method !== 'POST' || sessionId || !isInitializeRequest(parsedBody)) {
-        return Response.json(
-          { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: no valid session' } },
-          { status: 400 },
-        );
-      }
-      transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new WebStandardStreamableHTTPServerTransport(o));
-    }
-    return transport.handleRequest(request, { parsedBody });
-  };
+/** The SDK's handler for the example tools: `handler.fetch(request, { parsedBody, authInfo })`. */
+export function createMcpApp(options: McpAppOptions = {}): McpHttpHandler {
+  return createMcpHandler(createToolServer, { responseMode: options.responseMode });
 }

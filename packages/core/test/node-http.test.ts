@@ -1,22 +1,24 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createWebMcpApp } from '../../../examples/shared/tools.js';
-import { createPQCHandler } from '../src/index.js';
+import { createMcpApp } from '../../../examples/shared/tools.js';
+import { createPQCHandler, pqcAuthInfo } from '../src/index.js';
 import { nodeRequestTarget, sendWebResponse, toWebRequest } from '../src/node/index.js';
-import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createWebMcpApp1x, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 
-// The core alone behind node:http, with the web-standard MCP SDK transport: the reference every adapter matches.
-const start: StartServer = async ({ json, pqc }) => {
-  const app = createWebMcpApp({ enableJsonResponse: json });
+// The core alone behind node:http, with the MCP SDK's web-standard handler (v2, or a 1.x app): the reference every
+// adapter matches.
+const start: StartServer = async ({ json, pqc, sdk }) => {
+  const v2 = sdk === '1.x' ? undefined : createMcpApp({ responseMode: json ? 'json' : 'auto' });
+  const v1 = sdk === '1.x' ? createWebMcpApp1x({ enableJsonResponse: json }) : undefined;
   const handler = createPQCHandler(pqc);
   const seen: unknown[] = [];
   const server = createServer((req, res) => {
     handler
       .handle(
         toWebRequest(req),
-        (request, body) => {
+        (request, body, context) => {
           seen.push(body);
-          return app(request, body);
+          return v2 ? v2.fetch(request, { parsedBody: body, authInfo: pqcAuthInfo(context) }) : v1!(request, body);
         },
         { target: nodeRequestTarget(req) },
       )
@@ -31,11 +33,11 @@ const start: StartServer = async ({ json, pqc }) => {
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await v2?.close();
+    },
   };
 };
 

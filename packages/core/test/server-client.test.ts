@@ -1,14 +1,13 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createWebMcpApp } from '../../../examples/shared/tools.js';
 import { MemorySessionStore, createPQCHandler, pqcFetch, type FetchLike } from '../src/index.js';
-import { seededIdentity } from '@pqc-mcp/test-kit';
+import { createWebMcpApp1x, seededIdentity } from '@pqc-mcp/test-kit';
 
 const serverIdentity = seededIdentity(1);
 const clientIdentity = seededIdentity(2);
 
 function setup(enableJsonResponse: boolean) {
-  const app = createWebMcpApp({ enableJsonResponse });
+  const app = createWebMcpApp1x({ enableJsonResponse });
   const seen: unknown[] = [];
   const handler = createPQCHandler({ identity: serverIdentity, store: new MemorySessionStore() });
   const inMemory: FetchLike = (input, init) =>
@@ -48,7 +47,7 @@ describe.each([
 });
 
 test('the plain SDK client gets a prompt -32010 error when an SSE answer fails verification (no timeout)', async () => {
-  const app = createWebMcpApp({ enableJsonResponse: false });
+  const app = createWebMcpApp1x({ enableJsonResponse: false });
   const handler = createPQCHandler({ identity: serverIdentity, store: new MemorySessionStore() });
   let tamper = false;
   // A man in the middle below pqcFetch: once armed, it changes a tool name inside the signed SSE answer.

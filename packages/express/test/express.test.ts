@@ -6,7 +6,7 @@ import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCRequestCo
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { createExpressApp, type ExpressAppOptions } from '../../../examples/shared/express-app.js';
-import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createNodeMcpApp1x, runConformanceSuite, runHostileSuite, type ServerSdk, type StartServer } from '@pqc-mcp/test-kit';
 import { BODY_PARSER_FIRST, pqcMiddleware } from '../src/index.js';
 
 const seeded = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });
@@ -20,7 +20,7 @@ interface Running {
   close(): Promise<void>;
 }
 
-async function listen(app: Express, closeSessions: () => Promise<void> = async () => {}): Promise<{ url: string; close(): Promise<void> }> {
+async function listen(app: Express, closeApp: () => Promise<void> = async () => {}): Promise<{ url: string; close(): Promise<void> }> {
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -28,38 +28,42 @@ async function listen(app: Express, closeSessions: () => Promise<void> = async (
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     async close() {
-      await closeSessions();
+      await closeApp();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
 
-async function start(options: Omit<ExpressAppOptions, 'onBody'>): Promise<Running> {
+/** The example app (the SDK v2 behind it), or with a 1.x stateful MCP app. */
+async function start(options: Omit<ExpressAppOptions, 'onBody' | 'mcp'> & { sdk?: ServerSdk; json?: boolean }): Promise<Running> {
   const seen: unknown[] = [];
   const contexts: (PQCRequestContext | undefined)[] = [];
-  const { app, closeSessions } = createExpressApp({
+  const legacy = options.sdk === '1.x' ? createNodeMcpApp1x({ enableJsonResponse: options.json }) : undefined;
+  const { app, close } = createExpressApp({
     ...options,
+    responseMode: options.json ? 'json' : 'auto',
+    mcp: legacy?.handle,
     onBody: (body, req) => {
       seen.push(body);
       contexts.push(req.pqc);
     },
   });
-  return { ...(await listen(app, closeSessions)), seen, contexts };
+  return { ...(await listen(app, async () => (await legacy?.closeSessions(), await close()))), seen, contexts };
 }
 
 // docs/PROTOCOL.md §3–§6 over real HTTP, shared with every adapter.
-const startForSuites: StartServer = ({ json, pqc }) => start({ pqc, enableJsonResponse: json });
+const startForSuites: StartServer = ({ json, pqc, sdk }) => start({ pqc, json, sdk });
 runConformanceSuite('express', startForSuites);
 runHostileSuite('express', startForSuites, { sharedStore: true });
 
 describe.each([
   ['SSE', false],
   ['JSON', true],
-])('pqcMiddleware with the MCP SDK over HTTP (%s responses)', (_mode, enableJsonResponse) => {
+])('pqcMiddleware with a stateful 1.x MCP server over HTTP (%s responses)', (_mode, json) => {
   let server: Running;
   beforeAll(async () => {
-    server = await start({ pqc: { identity: SERVER }, enableJsonResponse });
+    server = await start({ pqc: { identity: SERVER }, sdk: '1.x', json });
   });
   afterAll(() => server.close());
 

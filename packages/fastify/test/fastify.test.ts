@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { AgentIdentity, pqcFetch, type FetchLike, type PQCRequestContext } from '@pqc-mcp/core';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createFastifyApp } from '../../../examples/shared/fastify-app.js';
-import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createNodeMcpApp1x, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcPlugin } from '../src/index.js';
 
 const identity = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });
@@ -46,11 +46,13 @@ function recordingFetch(): { fetch: FetchLike; bodies: string[] } {
   return { fetch, bodies };
 }
 
-const startForSuites: StartServer = async ({ json, pqc }) => {
+const startForSuites: StartServer = async ({ json, pqc, sdk }) => {
   const seen: unknown[] = [];
-  const { app, closeSessions } = createFastifyApp({
+  const legacy = sdk === '1.x' ? createNodeMcpApp1x({ enableJsonResponse: json }) : undefined;
+  const { app, close } = createFastifyApp({
     pqc,
-    enableJsonResponse: json,
+    responseMode: json ? 'json' : 'auto',
+    mcp: legacy?.handle,
     fastify: fastifyOptions(),
     onBody: (body) => seen.push(body),
   });
@@ -59,8 +61,8 @@ const startForSuites: StartServer = async ({ json, pqc }) => {
     url: `${base}/mcp`,
     seen,
     async close() {
-      await closeSessions();
-      await app.close();
+      await legacy?.closeSessions();
+      await close();
     },
   };
 };
@@ -71,13 +73,14 @@ runHostileSuite('@pqc-mcp/fastify', startForSuites, { sharedStore: true });
 describe.each([
   ['SSE', false],
   ['JSON', true],
-])('the example app with the MCP SDK client (%s responses)', (_mode, json) => {
+])('the example app with a stateful 1.x MCP server and the 1.x client (%s responses)', (_mode, json) => {
   test('initialize, tools/list, tools/call, close; the app sees no _pqc and request.pqc names the client', async () => {
     const bodies: unknown[] = [];
     const contexts: (PQCRequestContext | undefined)[] = [];
-    const { app, closeSessions } = createFastifyApp({
+    const legacy = createNodeMcpApp1x({ enableJsonResponse: json });
+    const { app, close } = createFastifyApp({
       pqc: { identity: SERVER },
-      enableJsonResponse: json,
+      mcp: legacy.handle,
       fastify: fastifyOptions(),
       onBody: (body, request) => {
         bodies.push(body);
@@ -107,14 +110,14 @@ describe.each([
       expect(serverOps.filter((e) => e.operation === 'response').length).toBeGreaterThanOrEqual(3);
       expect(fetch.audit.entries().every((e) => e.verified)).toBe(true);
     } finally {
-      await closeSessions();
-      await app.close();
+      await legacy.closeSessions();
+      await close();
     }
   });
 });
 
 test('the example app takes a signed call larger than Fastify\'s default bodyLimit (1 MiB)', async () => {
-  const { app, closeSessions } = createFastifyApp({ pqc: { identity: SERVER }, fastify: fastifyOptions() });
+  const { app, close } = createFastifyApp({ pqc: { identity: SERVER }, fastify: fastifyOptions() });
   const base = await listen(app);
   try {
     const client = new Client({ name: 'fastify-test', version: '1.0.0' });
@@ -125,8 +128,7 @@ test('the example app takes a signed call larger than Fastify\'s default bodyLim
     expect(result.content[0]!.text.length).toBe(text.length);
     await client.close();
   } finally {
-    await closeSessions();
-    await app.close();
+    await close();
   }
 });
 

@@ -9,8 +9,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { createWebMcpApp } from '../../../examples/shared/tools.js';
-import { runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createHonoApp } from '../../../examples/shared/hono-app.js';
+import { createWebMcpApp1x, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcFetch, type FetchLike } from '@pqc-mcp/core';
 import { AuditLog, MemorySessionStore } from '@pqc-mcp/core';
 import { AgentIdentity, pqc, type PQCRequestContext, type PQCVariables } from '../src/index.js';
@@ -92,18 +92,18 @@ function expectClean(seen: Seen): void {
   }
 }
 
-/** The lead's conformance suite (docs/PROTOCOL.md §3–§6 over HTTP), with the SDK 1.x example app behind `pqc()`. */
-const startForConformance: StartServer = async ({ json, pqc: options }) => {
-  const mcp = createWebMcpApp({ enableJsonResponse: json });
+/** The suites (docs/PROTOCOL.md §3–§9 over HTTP) with the example app: the SDK v2 behind `pqc()`, or a 1.x app. */
+const startForConformance: StartServer = async ({ json, pqc: options, sdk }) => {
+  const legacy = sdk === '1.x' ? createWebMcpApp1x({ enableJsonResponse: json }) : undefined;
   const seen: unknown[] = [];
-  const app = new Hono<{ Variables: PQCVariables }>();
-  app.use('*', pqc(options));
-  app.all('/mcp', (c) => {
-    if (c.req.method === 'POST') seen.push(c.get('pqcBody'));
-    return mcp(c.req.raw, c.get('pqcBody'));
+  const { app, close } = createHonoApp({
+    pqc: options,
+    responseMode: json ? 'json' : 'auto',
+    mcp: legacy ? (request, body) => legacy(request, body) : undefined,
+    onBody: (body) => seen.push(body),
   });
   const server = await listen(app, true);
-  return { url: `${server.url}/mcp`, seen, close: server.close };
+  return { url: `${server.url}/mcp`, seen: seen as unknown[], close: async () => (await server.close(), await close()) };
 };
 
 runConformanceSuite('@pqc-mcp/hono', startForConformance);
@@ -123,7 +123,7 @@ describe.each([
   ['JSON', true],
 ])('MCP SDK 1.x server behind the Hono middleware (%s responses)', (_mode, enableJsonResponse) => {
   test('initialize, tools/list, tools/call; the application never sees _pqc', async () => {
-    const { app, seen, audit } = mcpApp(createWebMcpApp({ enableJsonResponse }));
+    const { app, seen, audit } = mcpApp(createWebMcpApp1x({ enableJsonResponse }));
     const server = await listen(app);
     const { client, fetch, raw, connect } = sdkClient(server.url);
     await connect();
@@ -189,7 +189,7 @@ describe('MCP SDK 2.x server (createMcpHandler().fetch) behind the Hono middlewa
 
 describe('the Hono side of the adapter', () => {
   test('the handshake route answers on /pqc/handshake (app.request, no listener)', async () => {
-    const { app } = mcpApp(createWebMcpApp());
+    const { app } = mcpApp(createWebMcpApp1x());
     const response = await app.request('http://localhost/pqc/handshake');
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ did: serverIdentity.did, versions: [2] });
@@ -197,7 +197,7 @@ describe('the Hono side of the adapter', () => {
 
   test("one instance on '/mcp' and '/pqc/*' covers the endpoint and the handshake", async () => {
     const mw = pqc({ identity: serverIdentity });
-    const mcp = createWebMcpApp();
+    const mcp = createWebMcpApp1x();
     const app = new Hono<{ Variables: PQCVariables }>();
     app.use('/mcp', mw);
     app.use('/pqc/*', mw);
@@ -210,7 +210,7 @@ describe('the Hono side of the adapter', () => {
   });
 
   test("mounted on '/mcp/*' only, the handshake path is not covered", async () => {
-    const mcp = createWebMcpApp();
+    const mcp = createWebMcpApp1x();
     const app = new Hono<{ Variables: PQCVariables }>();
     app.use('/mcp/*', pqc({ identity: serverIdentity })); // matches /mcp itself, but not /pqc/handshake
     app.all('/mcp', (c) => mcp(c.req.raw, c.get('pqcBody')));
@@ -221,7 +221,7 @@ describe('the Hono side of the adapter', () => {
 
   test('mounted twice on overlapping patterns, a request is verified once', async () => {
     const mw = pqc({ identity: serverIdentity });
-    const mcp = createWebMcpApp();
+    const mcp = createWebMcpApp1x();
     const app = new Hono<{ Variables: PQCVariables }>();
     app.use('*', mw);
     app.use('/mcp', mw);
@@ -288,7 +288,7 @@ describe('the Hono side of the adapter', () => {
 // §6 rejections over HTTP are the conformance suite's; here only what Hono's routing adds.
 describe('Hono routing never hands a protected route an unverified request', () => {
   async function setup() {
-    const { app, seen } = mcpApp(createWebMcpApp({ enableJsonResponse: true }));
+    const { app, seen } = mcpApp(createWebMcpApp1x({ enableJsonResponse: true }));
     const server = await listen(app);
     return { server, seen };
   }

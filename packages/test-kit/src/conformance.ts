@@ -4,11 +4,10 @@
  * its status, reason, id, signature (only session rejections of recorded sessions are signed) and
  * `WWW-Authenticate`, and after each one a valid request still answered and the application untouched.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCServerOptions } from '@pqc-mcp/core';
 import { seededIdentity } from './identities.js';
 import { MCP_HEADERS, RawClient, initializeMessage, messageTexts } from './raw-client.js';
+import { connectSdkClient } from './sdk-clients.js';
 import { readVector, type ProtocolVectors } from './vectors.js';
 
 /** A server started by an adapter's test for the suite. */
@@ -24,12 +23,25 @@ export interface ServerUnderTest {
   close(): Promise<void>;
 }
 
+/** The MCP SDK line of the server behind the adapter: v2 (stateless, both eras) or 1.x (stateful, MCP sessions). */
+export type ServerSdk = 'v2' | '1.x';
+
 /** What the suite asks the adapter's `start` for. */
 export interface StartOptions {
-  /** Answer POSTs with JSON (`enableJsonResponse`) instead of SSE. */
+  /**
+   * Answer with JSON rather than SSE where the server can: 1.x `enableJsonResponse`, v2 `responseMode: 'json'` (the
+   * v2 SDK streams its 2025-11-25 answers whatever it is told).
+   */
   json: boolean;
   /** The PQC options (identity included) to give the adapter. */
   pqc: PQCServerOptions;
+  /** The MCP server behind the adapter (default `'v2'`). */
+  sdk?: ServerSdk;
+}
+
+/** What a suite runs against: the server SDKs an adapter can start (an out-of-process server may have only v2). */
+export interface SuiteOptions {
+  sdks?: readonly ServerSdk[];
 }
 
 export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
@@ -79,31 +91,30 @@ function tamperEnvelope(text: string, member: string, value: unknown): string {
 }
 
 /** Runs the suite for one adapter. */
-export function runConformanceSuite(name: string, start: StartServer): void {
+export function runConformanceSuite(name: string, start: StartServer, options: SuiteOptions = {}): void {
   describe(`${name}: PQC conformance over HTTP`, () => {
-    describe.each([
-      ['SSE', false],
-      ['JSON', true],
-    ])('the MCP SDK client through pqcFetch (%s responses)', (_mode, json) => {
+    const sdks = options.sdks ?? ['v2', '1.x'];
+    // The matrix of clients and servers: the 1.x client, the v2 client in each negotiation mode, against 1.x and v2
+    // servers, with streamed and JSON answers. Pinned 2026-07-28 needs a v2 server (1.x speaks up to 2025-11-25).
+    const clients = ['1.x client', 'v2 client, legacy', 'v2 client, auto', 'v2 client, pinned 2026-07-28'] as const;
+    const cases = sdks.flatMap((sdk) =>
+      [false, true].flatMap((json) => clients.filter((c) => sdk === 'v2' || !c.includes('pinned')).map((client) => [sdk, json ? 'JSON' : 'SSE', client, json] as const)),
+    );
+    describe.each(cases)('the MCP SDK clients through pqcFetch: %s server, %s answers, %s', (sdk, _answers, clientKind, json) => {
       let server: ServerUnderTest;
       beforeAll(async () => {
-        server = await start({ json, pqc: { identity: SERVER } });
+        server = await start({ json, sdk, pqc: { identity: SERVER } });
       });
       afterAll(() => server.close());
 
-      test('initialize, tools/list, tools/call, close', async () => {
+      test('connect, tools/list, tools/call, close: every answer verified, nothing refused', async () => {
         const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did });
-        const client = new Client({ name: 'conformance', version: '1.0.0' });
-        const transport = new StreamableHTTPClientTransport(new URL(server.url), { fetch });
-        await client.connect(transport);
-        const { tools } = await client.listTools();
-        expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
-        expect(await client.callTool({ name: 'echo', arguments: { text: 'héllo 😀' } })).toMatchObject({
-          content: [{ type: 'text', text: 'héllo 😀' }],
-        });
-        expect(await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
-        await transport.terminateSession();
-        await client.close();
+        const sdkClient = await connectSdkClient(clientKind, server.url, fetch);
+        const tools = await sdkClient.listTools();
+        expect(tools.sort()).toEqual(['add', 'echo']);
+        expect(await sdkClient.callTool('echo', { text: 'héllo 😀' })).toMatchObject({ content: [{ type: 'text', text: 'héllo 😀' }] });
+        expect(await sdkClient.callTool('add', { a: 2, b: 40 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+        await sdkClient.close();
         await fetch.endSession();
         const audit = fetch.audit.entries();
         expect(audit.filter((e) => e.operation === 'rejected')).toEqual([]);
@@ -168,26 +179,6 @@ export function runConformanceSuite(name: string, start: StartServer): void {
           const id = (JSON.parse(text) as { id: number }).id;
           expect(result.inReplyTo).toBe(id === (a.message.id as number) ? a.nonce : b.nonce);
         }
-      });
-
-      test('GET stream and DELETE of the MCP session with PQC-Envelope; no body, no resumption', async () => {
-        await client.initialize();
-        const abort = new AbortController();
-        const stream = await client.bodyless('GET', undefined, abort.signal);
-        expect(stream.status).toBe(200);
-        expect(stream.headers.get('content-type')).toContain('text/event-stream');
-        abort.abort();
-        await stream.body?.cancel().catch(() => {});
-        await expectRejection(await client.bodyless('GET', ''), 401, 'missing_envelope', null, client);
-        await expectRejection(await client.bodyless('GET', undefined, undefined, client.url, { 'last-event-id': '1' }), 400, 'invalid_envelope', null, client);
-        const envelope = await client.envelope('DELETE');
-        const del = await client.bodyless('DELETE', envelope);
-        expect(del.status).toBe(200);
-        await del.text();
-        await expectRejection(await client.bodyless('DELETE', envelope), 401, 'replay_detected', null, client);
-        // An envelope for another path does not open this one.
-        const wrongPath = await client.envelope('GET', { path: '/elsewhere' });
-        await expectRejection(await client.bodyless('GET', wrongPath), 401, 'invalid_signature', null, client);
       });
 
       test('Python-style floats signed by the vectors client key verify from the raw body', async () => {
@@ -359,18 +350,52 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         await expectRejection(await ending.post(signed.text), 401, 'replay_detected', 57, client);
       });
 
-      test('the app answers carry the MCP session they belong to (mcp_session_id), and it belongs to this client', async () => {
-        await client.initialize();
-        expect(client.mcpSessionId).toEqual(expect.any(String));
-        const intruder = new RawClient(server.url, seededIdentity(14), SERVER.did);
-        await intruder.handshake();
-        intruder.mcpSessionId = client.mcpSessionId;
-        const signed = await intruder.sign({ jsonrpc: '2.0', id: 58, method: 'tools/list' });
-        await expectRejection(await intruder.post(signed.text), 401, 'peer_mismatch', 58, client);
-        await expectRejection(await intruder.bodyless('DELETE'), 401, 'peer_mismatch', null, client);
-        expect(await client.call('echo', { text: 'still mine' })).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
-      });
     });
+
+    if (sdks.includes('1.x')) {
+      describe('stateful MCP sessions (a 1.x server)', () => {
+        let server: ServerUnderTest;
+        let client: RawClient;
+        beforeAll(async () => {
+          server = await start({ json: false, sdk: '1.x', pqc: { identity: SERVER } });
+          client = new RawClient(server.url, CLIENT, SERVER.did);
+          await client.handshake();
+        });
+        afterAll(() => server.close());
+
+        test('GET stream and DELETE of the MCP session with PQC-Envelope; no body, no resumption', async () => {
+          await client.initialize();
+          const abort = new AbortController();
+          const stream = await client.bodyless('GET', undefined, abort.signal);
+          expect(stream.status).toBe(200);
+          expect(stream.headers.get('content-type')).toContain('text/event-stream');
+          abort.abort();
+          await stream.body?.cancel().catch(() => {});
+          await expectRejection(await client.bodyless('GET', ''), 401, 'missing_envelope', null, client);
+          await expectRejection(await client.bodyless('GET', undefined, undefined, client.url, { 'last-event-id': '1' }), 400, 'invalid_envelope', null, client);
+          const envelope = await client.envelope('DELETE');
+          const del = await client.bodyless('DELETE', envelope);
+          expect(del.status).toBe(200);
+          await del.text();
+          await expectRejection(await client.bodyless('DELETE', envelope), 401, 'replay_detected', null, client);
+          // An envelope for another path does not open this one.
+          const wrongPath = await client.envelope('GET', { path: '/elsewhere' });
+          await expectRejection(await client.bodyless('GET', wrongPath), 401, 'invalid_signature', null, client);
+        });
+
+        test('the app answers carry the MCP session they belong to (mcp_session_id), and it belongs to this client', async () => {
+          await client.initialize();
+          expect(client.mcpSessionId).toEqual(expect.any(String));
+          const intruder = new RawClient(server.url, seededIdentity(14), SERVER.did);
+          await intruder.handshake();
+          intruder.mcpSessionId = client.mcpSessionId;
+          const signed = await intruder.sign({ jsonrpc: '2.0', id: 58, method: 'tools/list' });
+          await expectRejection(await intruder.post(signed.text), 401, 'peer_mismatch', 58, client);
+          await expectRejection(await intruder.bodyless('DELETE'), 401, 'peer_mismatch', null, client);
+          expect(await client.call('echo', { text: 'still mine' })).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
+        });
+      });
+    }
 
     describe('session expiry', () => {
       let server: ServerUnderTest;

@@ -9,3 +9,5 @@ export * from './store-contract.js';
 export * from './raw-client.js';
 export * from './middlebox.js';
 export * from './hostile.js';
+export * from './mcp-apps-1x.js';
+export * from './sdk-clients.js';

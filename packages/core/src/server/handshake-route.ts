@@ -8,7 +8,7 @@ import { HandshakeError, PQCTransportError } from '../errors.js';
 import { PQCHandshake } from '../handshake.js';
 import { pqcErrorResponse, readBodyLimited } from '../http.js';
 import type { Profile } from '../store/types.js';
-import { reject, requestContext, type RequestFacts, type ServerContext } from './context.js';
+import { reject, type RequestFacts, type ServerContext } from './context.js';
 import { verifyBodyless } from './bodyless.js';
 import { storeCall } from './verify.js';
 
@@ -69,8 +69,6 @@ async function endSession(ctx: ServerContext, facts: RequestFacts): Promise<Resp
   } catch (err) {
     return reject(ctx, facts, 'store_unavailable', null, { detail: err instanceof Error ? err.message : String(err), session: verified.session });
   }
-  const context = requestContext(verified.session);
-  ctx.o.audit.record({ operation: 'request', verified: true, session_id: context.sessionId, peer_did: context.peerDid, details: { ended: true } });
   facts.result.kind = 'end-session';
   facts.result.status = 204;
   return new Response(null, { status: 204, headers: { 'cache-control': 'no-store' } });

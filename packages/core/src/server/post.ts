@@ -87,6 +87,7 @@ export function recordAccepted(ctx: ServerContext, facts: RequestFacts, session:
       algorithm: message.parsed.algorithm,
       signature_truncated: message.parsed.signatureHex,
       digest: message.digest,
+      details: message.operation === 'request' && message.method === null ? { http_method: facts.request.method, path: facts.target } : null,
     });
     if (message.method !== null) facts.result.methods.push(message.method);
   }

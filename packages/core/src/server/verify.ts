@@ -154,7 +154,8 @@ export async function verifyMessages(
         return reject(ctx, facts, 'peer_mismatch', id, { detail: 'an answer that binds no request this server sent', parsed, session, method });
       }
     }
-    accepted.push({ parsed, digest, method, operation: operationOf(message, method) });
+    // A GET or DELETE (its envelope rebuilt as `{"http": ...}`) is a request, whatever its rebuilt form looks like.
+    accepted.push({ parsed, digest, method, operation: rules.http === 'forbidden' ? 'request' : operationOf(message, method) });
   }
   return accepted;
 }

@@ -1,21 +1,21 @@
 /**
- * The seed's example server (`pqc-mcp-transport`'s simple_server: tools `greet`, `add`, `echo`) as a `PQCMCPServer`,
- * and how the examples print an audit trail.
+ * The Python predecessor's example server (`pqc-mcp-transport`'s simple_server: tools `greet`, `add`, `echo`) as a
+ * `PQCMCPServer`, and how the examples print an audit trail.
  */
 import type { AuditEntry } from '@pqc-mcp/core';
 import { PQCMCPServer, type PQCMCPServerOptions } from '@pqc-mcp/mcp';
-import { z } from 'zod';
+import * as z from 'zod/v4';
 
-/** A `PQCMCPServer` with the seed's tools. */
-export function createSeedServer(options: PQCMCPServerOptions): PQCMCPServer {
+/** A `PQCMCPServer` with the predecessor's example tools. */
+export function createSimpleServer(options: PQCMCPServerOptions): PQCMCPServer {
   return new PQCMCPServer({ name: 'pqc-simple-server', version: '0.1.0', ...options })
-    .tool('greet', { description: 'Greets someone by name', inputSchema: { name: z.string() } }, ({ name }) => `Hello, ${name}!`)
-    .tool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, ({ a, b }) => a + b)
+    .tool('greet', { description: 'Greets someone by name', inputSchema: z.object({ name: z.string() }) }, ({ name }) => `Hello, ${name}!`)
+    .tool('add', { description: 'Adds two numbers', inputSchema: z.object({ a: z.number(), b: z.number() }) }, ({ a, b }) => a + b)
     .tool(
       'echo',
       {
         description: 'Echoes the message back',
-        // A JSON Schema works too (validated through zod's fromJSONSchema).
+        // A JSON Schema works too (validated by the MCP SDK).
         inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
       },
       (args) => String(args.message),

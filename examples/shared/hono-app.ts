@@ -1,0 +1,36 @@
+/**
+ * The Hono app of `examples/hono-server.ts` and the edge worker, importable so tests build the same app without a
+ * process: the SDK's localhost Host and Origin guards (`@modelcontextprotocol/hono`), `pqc()` on every path (it sees
+ * the endpoint and the handshake path), and the MCP endpoint: the SDK v2 handler given the verified body and who
+ * called. Not `createMcpHonoApp()`: its JSON parser would read and parse every body before `pqc()` could refuse an
+ * unauthenticated one. Web standards only: it runs on Node, Bun, Deno and Cloudflare Workers.
+ */
+import { localhostHostValidation, localhostOriginValidation } from '@modelcontextprotocol/hono';
+import { pqcAuthInfo, type PQCServerOptions } from '@pqc-mcp/core';
+import { pqc, type PQCVariables } from '@pqc-mcp/hono';
+import { Hono } from 'hono';
+import { createMcpApp, type McpAppOptions } from './tools.js';
+
+/** A web-standard MCP app: `(request, parsedBody, authInfo) => Response` (default: the SDK v2 handler of the example tools). */
+export type WebMcpApp = (request: Request, parsedBody: unknown, authInfo: ReturnType<typeof pqcAuthInfo>) => Promise<Response>;
+
+/** Options of `createHonoApp`. */
+export interface HonoAppOptions extends McpAppOptions {
+  pqc: PQCServerOptions;
+  /** The MCP app (default: the SDK v2 handler of the example tools). */
+  mcp?: WebMcpApp;
+  /** Sees every body the MCP app receives (tests check that no `_pqc` reaches it). */
+  onBody?: (body: unknown) => void;
+}
+
+export function createHonoApp(options: HonoAppOptions): { app: Hono<{ Variables: PQCVariables }>; close(): Promise<void> } {
+  const handler = options.mcp ? undefined : createMcpApp(options);
+  const mcp: WebMcpApp = options.mcp ?? ((request, parsedBody, authInfo) => handler!.fetch(request, { parsedBody, authInfo }));
+  const app = new Hono<{ Variables: PQCVariables }>();
+  app.use('*', localhostHostValidation(), localhostOriginValidation(), pqc(options.pqc));
+  app.all('/mcp', (c) => {
+    options.onBody?.(c.get('pqcBody'));
+    return mcp(c.req.raw, c.get('pqcBody'), pqcAuthInfo(c.get('pqc')));
+  });
+  return { app, close: async () => void (await handler?.close()) };
+}
