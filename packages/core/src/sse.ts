@@ -22,10 +22,14 @@ export class EventTooLargeError extends Error {
   }
 }
 
-/** A `TransformStream` over the bytes of an event stream that rewrites each event's data with `transform`. */
+/**
+ * A `TransformStream` over the bytes of an event stream that rewrites each event's data with `transform`. `atEnd`,
+ * called once the stream ended whole, gives the data of events to add last (one event each).
+ */
 export function transformEventStream(
   transform: SSEDataTransform,
   maxEventChars: number = Number.POSITIVE_INFINITY,
+  atEnd?: () => string[],
 ): TransformStream<Uint8Array, Uint8Array> {
   const decoder = new TextDecoder();
   let buffer = '';
@@ -116,6 +120,7 @@ export function transformEventStream(
       await consume(controller, true);
       // An unterminated last event is dropped, as an EventSource would: its data was never complete.
       lines = [];
+      for (const data of atEnd?.() ?? []) controller.enqueue(encoder.encode(`data: ${data}\n\n`));
     },
   });
 }

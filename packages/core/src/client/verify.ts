@@ -134,6 +134,13 @@ function localError(reason: PQCReason, id: string | number, detail: string): str
   return JSON.stringify({ jsonrpc: '2.0', id, error: { code: PQC_ERROR_CODE, message: `PQC authentication failed: ${reason}: ${detail}`, data: { pqc: reason } } });
 }
 
+/** Local errors for every request still waiting for its answer (so that no caller waits for a timeout). */
+function answerPending(expect: Expectation, error: PQCTransportError): string[] {
+  const answers = [...expect.pending.values()].map((id) => localError(error.reason, id, error.message));
+  expect.pending.clear();
+  return answers;
+}
+
 /** A verified JSON answer: every message verified, stripped, in the original shape. */
 async function readJsonAnswer(response: Response, s: PQCSession, o: ResolvedFetchOptions, expect: Expectation, serverRequests: ServerRequests): Promise<Response> {
   let bytes: Uint8Array;
@@ -157,7 +164,8 @@ async function readJsonAnswer(response: Response, s: PQCSession, o: ResolvedFetc
 /**
  * A verified event stream: each event verified as it arrives. A stream that carries one forgery ends with that
  * error, after answering each request still pending with a local JSON-RPC error (so that no caller waits for a
- * timeout). An answer that names an MCP session is handed on once its first message verified (the header is adopted
+ * timeout); a stream that ends before answering a request answers it so too ("outcome unknown": there is no
+ * resumption, §4). An answer that names an MCP session is handed on once its first message verified (the header is adopted
  * only from a verified message).
  */
 async function readEventStream(response: Response, s: PQCSession, o: ResolvedFetchOptions, expect: Expectation | undefined, serverRequests: ServerRequests): Promise<Response> {
@@ -173,11 +181,9 @@ async function readEventStream(response: Response, s: PQCSession, o: ResolvedFet
       const error = err instanceof PQCTransportError ? err : refused('malformed_json', String(err));
       if (!expect || expect.pending.size === 0) throw error;
       failure = error;
-      const answers = [...expect.pending.values()].map((id) => localError(error.reason, id, error.message));
-      expect.pending.clear();
-      return answers;
+      return answerPending(expect, error);
     }
-  }, o.maxResponseBytes);
+  }, o.maxResponseBytes, () => (expect && expect.pending.size > 0 ? answerPending(expect, outcomeUnknown('the stream ended before the answer')) : []));
   const stream = response.body!.pipeThrough(transform);
   const init = { status: response.status, statusText: response.statusText };
   // A GET stream never gives the client its MCP session: the header, if any, is not handed on.
