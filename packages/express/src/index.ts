@@ -3,6 +3,7 @@
  * web-standard core (`@pqc-mcp/core`): the handshake, the verification of every request, the signing of every answer
  * and every protocol fact live there.
  */
+import { isPQCHandler } from '@pqc-mcp/core/internal';
 import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
 import { handleNodeRequest, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -25,12 +26,8 @@ declare global {
 }
 
 /** The message of the 500 answered when a body parser ran before `pqcMiddleware`. */
-export const BODY_PARSER_FIRST =
+const BODY_PARSER_FIRST =
   'pqcMiddleware must be registered before express.json() / any body parser: app.use(pqcMiddleware(...)) first';
-
-function isHandler(value: unknown): value is PQCHandler {
-  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
-}
 
 /**
  * Express middleware for `app.use`: answers the handshake path, verifies every request to the protected endpoint
@@ -40,7 +37,7 @@ function isHandler(value: unknown): value is PQCHandler {
  * the middleware protects the endpoint under any router or mount prefix.
  */
 export function pqcMiddleware(options: PQCExpressOptions | PQCHandler): RequestHandler {
-  const handler = isHandler(options) ? options : createPQCHandler(resolveCryptoPool(options));
+  const handler = isPQCHandler(options) ? options : createPQCHandler(resolveCryptoPool(options));
   return (req: Request, res: Response, next: NextFunction): void => {
     const routedPath = req.baseUrl + req.path;
     if (handler.route(routedPath) === undefined) return next();

@@ -10,6 +10,7 @@
  * by the core and written out.
  */
 import { Readable } from 'node:stream';
+import { isPQCHandler } from '@pqc-mcp/core/internal';
 import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
 import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
@@ -45,14 +46,10 @@ function routedPath(request: FastifyRequest): string {
   return request.routeOptions.url ?? nodeRequestUrl(request.raw).pathname;
 }
 
-function isHandler(value: unknown): value is PQCHandler {
-  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
-}
-
 const plugin: FastifyPluginAsync<PQCFastifyOptions | { handler: PQCHandler }> = async (fastify, options) => {
   // Eager validation: a bad option fails `register` / `ready()` with a TypeError that names it.
   const given = (options as { handler?: unknown }).handler;
-  const handler = isHandler(given) ? given : createPQCHandler(resolveCryptoPool(options as PQCFastifyOptions));
+  const handler = isPQCHandler(given) ? given : createPQCHandler(resolveCryptoPool(options as PQCFastifyOptions));
   const { maxBodyBytes, handshakePath, legacyHandshakePath } = handler.options;
 
   fastify.decorate('pqc', handler);

@@ -11,3 +11,4 @@ export * from './middlebox.js';
 export * from './hostile.js';
 export * from './mcp-apps-1x.js';
 export * from './sdk-clients.js';
+export * from './exports.js';

@@ -125,7 +125,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     return response;
   }
 
-  return {
+  const handler: PQCHandler = {
     options: o,
     identity: o.identity,
     store: o.store,
@@ -134,6 +134,16 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     handle,
     info: () => serverInfo(ctx),
   };
+  handlers.add(handler);
+  return handler;
+}
+
+/** Every handler `createPQCHandler` made: what an adapter given "options or a handler" tells apart. */
+const handlers = new WeakSet<object>();
+
+/** True for a handler made by `createPQCHandler` (adapters take one in place of options). */
+export function isPQCHandler(value: unknown): value is PQCHandler {
+  return typeof value === 'object' && value !== null && handlers.has(value);
 }
 
 export type { PQCNext } from './post.js';
