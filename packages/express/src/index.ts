@@ -4,12 +4,12 @@
  * and every protocol fact live there.
  */
 import { isPQCHandler } from '@pqc-mcp/core/internal';
-import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
+import { createPQCHandler, pqcAuthInfo, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
 import { handleNodeRequest, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
-export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+export { AgentIdentity, pqcAuthInfo, type PQCAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of `pqcMiddleware`: core's server options plus `cryptoPool` (sign and verify in worker threads). */
@@ -56,6 +56,9 @@ export function pqcMiddleware(options: PQCExpressOptions | PQCHandler): RequestH
         req.body = parsedBody;
         raw._body = true; // later body parsers (express.json()) skip this request
         req.pqc = context;
+        // Where the MCP SDK's Node handlers (v2 `toNodeHandler`, 1.x transports) read the caller: unless an earlier
+        // middleware authenticated the request its own way, tools get the verified DID as `authInfo`.
+        if ((req as { auth?: unknown }).auth === undefined && context) Object.assign(req, { auth: pqcAuthInfo(context) });
         next();
       },
       { routedPath },

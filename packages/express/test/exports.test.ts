@@ -8,10 +8,12 @@ test('@pqc-mcp/express', () => {
   expect(exportedNames(entry('index.ts'))).toEqual([
     'AgentIdentity',
     'CryptoPoolOption',
+    'PQCAuthInfo',
     'PQCExpressOptions',
     'PQCHandler',
     'PQCRequestContext',
     'PQCServerOptions',
+    'pqcAuthInfo',
     'pqcMiddleware',
   ]);
 });

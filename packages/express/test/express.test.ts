@@ -74,7 +74,7 @@ describe.each([
     await client.connect(transport);
     expect(transport.sessionId).toEqual(expect.any(String));
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
+    expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
     expect(await client.callTool({ name: 'add', arguments: { a: 2, b: 3.5 } })).toMatchObject({ content: [{ type: 'text', text: '5.5' }] });
     expect(await client.callTool({ name: 'echo', arguments: { text: 'héllo 😀' } })).toMatchObject({
       content: [{ type: 'text', text: 'héllo 😀' }],

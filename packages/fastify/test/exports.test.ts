@@ -8,11 +8,13 @@ test('@pqc-mcp/fastify', () => {
   expect(exportedNames(entry('index.ts'))).toEqual([
     'AgentIdentity',
     'CryptoPoolOption',
+    'PQCAuthInfo',
     'PQCFastifyOptions',
     'PQCHandler',
     'PQCRequestContext',
     'PQCServerOptions',
     'default',
+    'pqcAuthInfo',
     'pqcPlugin',
   ]);
 });

@@ -10,7 +10,7 @@ import { createPQCHandler, type PQCHandler, type PQCRequestContext, type PQCServ
 import type { MiddlewareHandler } from 'hono';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
-export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+export { AgentIdentity, pqcAuthInfo, type PQCAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 
 /** Options of `pqc`: core's server options (Hono runs where worker threads may not exist: no `cryptoPool` here). */
 export type PQCHonoOptions = PQCServerOptions;

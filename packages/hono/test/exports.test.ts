@@ -7,11 +7,13 @@ const entry = (file: string) => fileURLToPath(new URL(`../src/${file}`, import.m
 test('@pqc-mcp/hono', () => {
   expect(exportedNames(entry('index.ts'))).toEqual([
     'AgentIdentity',
+    'PQCAuthInfo',
     'PQCHandler',
     'PQCHonoOptions',
     'PQCRequestContext',
     'PQCServerOptions',
     'PQCVariables',
     'pqc',
+    'pqcAuthInfo',
   ]);
 });

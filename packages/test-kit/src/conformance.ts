@@ -42,6 +42,8 @@ export interface StartOptions {
 /** What a suite runs against: the server SDKs an adapter can start (an out-of-process server may have only v2). */
 export interface SuiteOptions {
   sdks?: readonly ServerSdk[];
+  /** Whether the MCP app learns the verified caller as `authInfo` (default true; not behind a gateway's HTTP hop). */
+  callerReachesTools?: boolean;
 }
 
 export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
@@ -111,9 +113,12 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did });
         const sdkClient = await connectSdkClient(clientKind, server.url, fetch);
         const tools = await sdkClient.listTools();
-        expect(tools.sort()).toEqual(['add', 'echo']);
+        expect(tools.sort()).toEqual(['add', 'echo', 'whoami']);
         expect(await sdkClient.callTool('echo', { text: 'héllo 😀' })).toMatchObject({ content: [{ type: 'text', text: 'héllo 😀' }] });
         expect(await sdkClient.callTool('add', { a: 2, b: 40 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+        // §9: the application learns who called (the SDK's authInfo), and no one else.
+        const caller = options.callerReachesTools === false ? 'anonymous' : CLIENT.did;
+        expect(await sdkClient.callTool('whoami', {})).toMatchObject({ content: [{ type: 'text', text: caller }] });
         await sdkClient.close();
         await fetch.endSession();
         const audit = fetch.audit.entries();
