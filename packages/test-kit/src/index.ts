@@ -7,3 +7,4 @@ export * from './redis-process.js';
 export * from './report.js';
 export * from './store-contract.js';
 export * from './raw-client.js';
+export * from './routing-fuzz.js';
