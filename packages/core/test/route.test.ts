@@ -37,6 +37,6 @@ describe('a request URL with credentials', () => {
     const response = await handler.handle(credentialedRequest(method, url), () => Promise.reject(new Error('app ran')));
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ id: null, error: { data: { pqc: 'invalid_envelope' } } });
-    expect(results).toMatchObject([{ kind: 'refused', status: 400, reason: 'invalid_envelope' }]);
+    expect(results).toMatchObject([{ kind: 'rejected', status: 400, reason: 'invalid_envelope' }]);
   });
 });

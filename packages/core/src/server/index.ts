@@ -9,7 +9,7 @@ import { MCP_SESSION_HEADER, handshakePathFor } from '../protocol.js';
 import type { AgentIdentity } from '../identity.js';
 import type { AuditLog } from '../audit.js';
 import type { SessionStore } from '../store/types.js';
-import { reject, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, reject, type RequestFacts, type ServerContext } from './context.js';
 import { verifyBodyless } from './bodyless.js';
 import { handleHandshakePath, serverInfo, type ServerInfo } from './handshake-route.js';
 import { resolveServerOptions, type PQCRequestResult, type PQCServerOptions, type ResolvedServerOptions } from './options.js';
@@ -91,7 +91,10 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     const kind = ctx.route(init.routedPath ?? url.pathname);
     if (kind === undefined) return next(request, undefined, undefined);
     const result = newResult();
-    const target = originForm(init.target ?? url.pathname + url.search);
+    // A URL with credentials (from an absolute-form target, `http://user@h/mcp`, that a web runtime passed on) is refused
+    // like any target routers may read differently: a `Request` cannot even be built from it to read its body.
+    const credentials = url.username !== '' || url.password !== '';
+    const target = credentials ? undefined : originForm(init.target ?? url.pathname + url.search);
     const query = target === undefined ? '' : new URL(target, url).search;
     const publicPath = o.publicPath === undefined ? undefined : kind === 'handshake' ? handshakePathFor(o.publicPath) : o.publicPath;
     const facts: RequestFacts = {
@@ -104,10 +107,10 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     };
     let response: Response;
     if (target === undefined) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'the request target is not in a form every router reads alike' });
     } else if (request.headers.has('last-event-id')) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'stream resumption (Last-Event-ID) is not part of this protocol' });
     } else {
       response = kind === 'handshake' ? await handleHandshakePath(ctx, facts) : await endpoint(facts, next);
