@@ -97,7 +97,7 @@ export function expressRoutingFuzz(label: string, express: ExpressModule): void 
         const app = express();
         mount(express, app, pqc ? pqcMiddleware({ identity: SERVER, endpoint }) : undefined, runs);
         return listen(app, runs);
-      });
+      }, { controlKey: `${label}, ${name}` });
     }
   }
 }

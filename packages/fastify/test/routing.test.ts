@@ -88,7 +88,7 @@ for (const [routerName, options] of ROUTERS) {
         await mount(app, pqc ? { identity: SERVER, endpoint } : undefined, runs);
         await app.listen({ port: 0, host: '127.0.0.1' });
         return { port: (app.server.address() as AddressInfo).port, handlerRuns: runs, close: () => app.close() };
-      });
+      }, { controlKey: `${routerName}, ${name}` });
     }
   }
 }

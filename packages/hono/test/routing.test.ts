@@ -101,7 +101,7 @@ for (const strict of [true, false]) {
         const hono = (): App => new Hono<Env>({ strict });
         const middleware = pqc ? (pqcMiddleware({ identity: SERVER, endpoint }) as unknown as MiddlewareHandler<Env>) : undefined;
         return listen(mount(hono, middleware, runs), runs);
-      });
+      }, { controlKey: `strict: ${strict}, ${name}` });
     }
   }
 }

@@ -112,7 +112,7 @@ const UNSIGNED_BODY = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"
  * Sends `METHOD <target> HTTP/1.1` on a new connection to 127.0.0.1, with a Host header and an unsigned JSON-RPC body
  * (POST) or none, and reads the answer until the server closes (`Connection: close`) or `timeoutMs`.
  */
-export function sendRawRequest(port: number, method: string, target: string, timeoutMs = 5_000): Promise<RawAnswer> {
+export function sendRawRequest(port: number, method: string, target: string, timeoutMs = 20_000): Promise<RawAnswer> {
   const body = method === 'POST' ? UNSIGNED_BODY : '';
   const head =
     `${method} ${target} HTTP/1.1\r\nHost: localhost:${port}\r\nAccept: application/json, text/event-stream\r\n` +
@@ -174,21 +174,37 @@ async function probe(server: FuzzServer, corpus: readonly string[], methods: rea
   return answers;
 }
 
-/** Runs the corpus against the control app and the protected app (one after the other, each closed after). */
-export async function fuzzRouting(
-  name: string,
-  start: StartFuzzServer,
-  corpus: readonly string[] = routingCorpus(),
-  methods: readonly string[] = FUZZ_METHODS,
-): Promise<FuzzOutcome> {
+/** The `METHOD target` pairs the app without the PQC layer routes to its MCP handler. */
+async function routedByFramework(start: StartFuzzServer, corpus: readonly string[], methods: readonly string[]): Promise<Set<string>> {
   const control = await start({ pqc: false });
-  let routed: Set<string>;
   try {
     await probe(control, corpus, methods);
-    routed = new Set(control.handlerRuns.map((run) => `${run.method} ${run.target}`));
+    return new Set(control.handlerRuns.map((run) => `${run.method} ${run.target}`));
   } finally {
     await control.close();
   }
+}
+
+/** Control runs by `controlKey`: apps that differ only in the PQC layer's options route alike. */
+const controls = new Map<string, Promise<Set<string>>>();
+
+/** Options of `fuzzRouting` and `runRoutingFuzz`. */
+export interface RoutingFuzzOptions {
+  corpus?: readonly string[];
+  methods?: readonly string[];
+  /** Suites with the same key share one control run: give it to apps that differ only in the PQC layer's options. */
+  controlKey?: string;
+}
+
+/** Runs the corpus against the control app and the protected app (one after the other, each closed after). */
+export async function fuzzRouting(name: string, start: StartFuzzServer, options: RoutingFuzzOptions = {}): Promise<FuzzOutcome> {
+  const { corpus = routingCorpus(), methods = FUZZ_METHODS, controlKey } = options;
+  let control = controlKey === undefined ? undefined : controls.get(controlKey);
+  if (control === undefined) {
+    control = routedByFramework(start, corpus, methods);
+    if (controlKey !== undefined) controls.set(controlKey, control);
+  }
+  const routed = await control;
   const server = await start({ pqc: true });
   let answers: Map<string, RawAnswer>;
   try {
@@ -233,13 +249,13 @@ function failIfAny(outcome: FuzzOutcome, what: string, findings: string[]): void
  * The fuzz as a jest suite: `start` the app with its MCP route handler recording every run. Asserts that the handler
  * never ran unverified, and that every target the framework routes to the handler got a PQC rejection.
  */
-export function runRoutingFuzz(name: string, start: StartFuzzServer): void {
+export function runRoutingFuzz(name: string, start: StartFuzzServer, options: RoutingFuzzOptions = {}): void {
   describe(`routing fuzz: ${name}`, () => {
     let outcome: FuzzOutcome;
     beforeAll(async () => {
-      outcome = await fuzzRouting(name, start);
+      outcome = await fuzzRouting(name, start, options);
       report(`routing fuzz ${summarizeRoutingFuzz(outcome)}`);
-    }, 120_000);
+    }, 300_000); // a few seconds, unless the machine is busy
 
     test('the MCP handler never runs on a request the PQC layer did not verify', () => {
       const runs = outcome.unverifiedRuns.map((run) => `${run.method} ${run.target}`);
