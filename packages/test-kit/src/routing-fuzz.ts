@@ -122,7 +122,10 @@ export function sendRawRequest(port: number, method: string, target: string, tim
     const chunks: Buffer[] = [];
     let size = 0;
     const socket = net.connect(port, '127.0.0.1', () => socket.write(head + body));
+    let done = false;
     const finish = () => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       socket.destroy();
       const text = Buffer.concat(chunks).toString('latin1');
