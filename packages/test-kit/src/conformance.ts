@@ -200,7 +200,7 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: '7.0000001' }] } });
       });
 
-      test('variants of the endpoint path are protected too, other methods refused', async () => {
+      test('variants of the endpoint path are protected too, other methods refused, OPTIONS answered here', async () => {
         const seenBefore = server.seen?.length ?? 0;
         const base = new URL(server.url);
         const variants = [base.pathname.toUpperCase(), `${base.pathname}/`, base.pathname.replace(/[a-z]$/, (c) => `%${c.charCodeAt(0).toString(16)}`)];
@@ -214,6 +214,10 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const put = await fetch(server.url, { method: 'PUT', headers: MCP_HEADERS, body: JSON.stringify(initializeMessage(40)) });
         expect([404, 405]).toContain(put.status);
         await put.text();
+        // Not even a preflight reaches the app unverified: CORS middleware, if any, answers it before the PQC layer.
+        const options = await fetch(server.url, { method: 'OPTIONS' });
+        expect([204, 404]).toContain(options.status);
+        await options.text();
         if (server.seen) expect(server.seen.length).toBe(seenBefore);
         await stillServes();
       });

@@ -12,3 +12,4 @@ export * from './hostile.js';
 export * from './mcp-apps-1x.js';
 export * from './sdk-clients.js';
 export * from './exports.js';
+export * from './routing-fuzz.js';
