@@ -9,6 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCServerOptions } from '@pqc-mcp/core';
 import { seededIdentity } from './identities.js';
 import { MCP_HEADERS, RawClient, initializeMessage, messageTexts } from './raw-client.js';
+import { EXAMPLE_TOOLS, addArgs, echoArgs, type SuiteTools } from './tools.js';
 import { readVector, type ProtocolVectors } from './vectors.js';
 
 /** A server started by an adapter's test for the suite. */
@@ -37,6 +38,8 @@ export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
 const SERVER = seededIdentity(11);
 const CLIENT = seededIdentity(12);
 const OTHER = seededIdentity(13);
+/** Another authorized client that tries to use the MCP session of CLIENT. */
+const INTRUDER = seededIdentity(14);
 
 /** The server identity every suite server is started with (an out-of-process server loads it from its JWK). */
 export const CONFORMANCE_SERVER_IDENTITY = SERVER;
@@ -48,7 +51,7 @@ export const CONFORMANCE_SERVER_IDENTITY = SERVER;
 export function conformancePeers(): AgentIdentity[] {
   const vectors = readVector<ProtocolVectors>('protocol.json');
   const python = vectors.identities.find((i) => i.role === 'client' && i.algorithm === 'ML-DSA-65')!;
-  return [CLIENT, OTHER, AgentIdentity.fromSeed(python.seed, { algorithm: 'ML-DSA-65' })];
+  return [CLIENT, OTHER, INTRUDER, AgentIdentity.fromSeed(python.seed, { algorithm: 'ML-DSA-65' })];
 }
 
 /** Expects a rejection of §6: status, reason, id, signed or not, and WWW-Authenticate on 401. */
@@ -78,8 +81,23 @@ function tamperEnvelope(text: string, member: string, value: unknown): string {
   return JSON.stringify(message);
 }
 
+/** Options of the suites. */
+export interface SuiteOptions {
+  /** The tools of the MCP server behind the server under test (default: the examples' `echo` and `add`). */
+  tools?: SuiteTools;
+  /**
+   * The session lifetime of the expiry test, seconds (default 1). A handshake and an initialize must fit in it: a
+   * server in another process, behind a gateway, needs longer on a loaded machine.
+   */
+  expiringSessionTtlSec?: number;
+}
+
 /** Runs the suite for one adapter. */
-export function runConformanceSuite(name: string, start: StartServer): void {
+export function runConformanceSuite(name: string, start: StartServer, options: SuiteOptions = {}): void {
+  const tools = options.tools ?? EXAMPLE_TOOLS;
+  const ttlSec = options.expiringSessionTtlSec ?? 1;
+  const echo = (text: string) => ({ name: tools.echo.name, arguments: echoArgs(tools, text) });
+  const echoed = (text: string) => ({ result: { content: [{ text: tools.echo.result(text) }] } });
   describe(`${name}: PQC conformance over HTTP`, () => {
     describe.each([
       ['SSE', false],
@@ -96,12 +114,16 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         const client = new Client({ name: 'conformance', version: '1.0.0' });
         const transport = new StreamableHTTPClientTransport(new URL(server.url), { fetch });
         await client.connect(transport);
-        const { tools } = await client.listTools();
-        expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
-        expect(await client.callTool({ name: 'echo', arguments: { text: 'héllo 😀' } })).toMatchObject({
-          content: [{ type: 'text', text: 'héllo 😀' }],
+        const { tools: listed } = await client.listTools();
+        const names = listed.map((t) => t.name).sort();
+        if (tools.exact) expect(names).toEqual([...tools.listed].sort());
+        else expect(names).toEqual(expect.arrayContaining([...tools.listed]));
+        expect(await client.callTool(echo('héllo 😀'))).toMatchObject({
+          content: [{ type: 'text', text: tools.echo.result('héllo 😀') }],
         });
-        expect(await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+        expect(await client.callTool({ name: tools.add.name, arguments: addArgs(tools, 2, 40) })).toMatchObject({
+          content: [{ type: 'text', text: tools.add.result(2, 40) }],
+        });
         await transport.terminateSession();
         await client.close();
         await fetch.endSession();
@@ -151,13 +173,13 @@ export function runConformanceSuite(name: string, start: StartServer): void {
 
       test('initialize, notification (202), tools/call: every message verified, bound to its request, no event ids', async () => {
         await client.initialize();
-        expect(await client.call('add', { a: 1, b: 2 })).toMatchObject({ result: { content: [{ type: 'text', text: '3' }] } });
+        expect(await client.call(tools.add.name, addArgs(tools, 1, 2))).toMatchObject({ result: { content: [{ type: 'text', text: tools.add.result(1, 2) }] } });
       });
 
       test('a batch: each message signed and bound to its request', async () => {
         await client.initialize();
         const a = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/list' });
-        const b = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } });
+        const b = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: echo('x') });
         const response = await client.post(`[${a.text},${b.text}]`);
         expect(response.status).toBe(200);
         const texts = await messageTexts(response);
@@ -195,13 +217,14 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         const python = new RawClient(server.url, AgentIdentity.fromSeed(seed, { algorithm: 'ML-DSA-65' }), SERVER.did);
         await python.handshake();
         await python.initialize();
-        const text = '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 7.0, "b": 1e-07}}}';
+        const { name: add, a, b } = tools.add;
+        const text = `{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "${add}", "arguments": {"${a}": 7.0, "${b}": 1e-07}}}`;
         const signed = await python.sign(text);
         expect(signed.text).toContain('7.0');
         const response = await python.post(signed.text);
         expect(response.status).toBe(200);
         const messages = await python.verified(response, signed.nonce);
-        expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: '7.0000001' }] } });
+        expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: tools.add.result(7, 1e-7) }] } });
       });
 
       test('variants of the endpoint path are protected too, other methods refused', async () => {
@@ -253,7 +276,7 @@ export function runConformanceSuite(name: string, start: StartServer): void {
       });
 
       test('oversized body → 413 body_too_large, and the client reads the answer', async () => {
-        const big = await client.sign({ jsonrpc: '2.0', id: 43, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(100 * 1024) } } });
+        const big = await client.sign({ jsonrpc: '2.0', id: 43, method: 'tools/call', params: echo('x'.repeat(100 * 1024)) });
         await rejected(() => client.post(big.text), 413, 'body_too_large', null);
       });
 
@@ -362,20 +385,20 @@ export function runConformanceSuite(name: string, start: StartServer): void {
       test('the app answers carry the MCP session they belong to (mcp_session_id), and it belongs to this client', async () => {
         await client.initialize();
         expect(client.mcpSessionId).toEqual(expect.any(String));
-        const intruder = new RawClient(server.url, seededIdentity(14), SERVER.did);
+        const intruder = new RawClient(server.url, INTRUDER, SERVER.did);
         await intruder.handshake();
         intruder.mcpSessionId = client.mcpSessionId;
         const signed = await intruder.sign({ jsonrpc: '2.0', id: 58, method: 'tools/list' });
         await expectRejection(await intruder.post(signed.text), 401, 'peer_mismatch', 58, client);
         await expectRejection(await intruder.bodyless('DELETE'), 401, 'peer_mismatch', null, client);
-        expect(await client.call('echo', { text: 'still mine' })).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
+        expect(await client.call(tools.echo.name, echoArgs(tools, 'still mine'))).toMatchObject(echoed('still mine'));
       });
     });
 
     describe('session expiry', () => {
       let server: ServerUnderTest;
       beforeAll(async () => {
-        server = await start({ json: true, pqc: { identity: SERVER, sessionTtlSec: 1 } });
+        server = await start({ json: true, pqc: { identity: SERVER, sessionTtlSec: ttlSec } });
       });
       afterAll(() => server.close());
 
@@ -383,13 +406,13 @@ export function runConformanceSuite(name: string, start: StartServer): void {
         const client = new RawClient(server.url, CLIENT, SERVER.did);
         await client.handshake();
         await client.initialize();
-        await new Promise((resolve) => setTimeout(resolve, 1100));
+        await new Promise((resolve) => setTimeout(resolve, ttlSec * 1000 + 100));
         const signed = await client.sign({ jsonrpc: '2.0', id: 60, method: 'tools/list' });
         const text = await expectRejection(await client.post(signed.text), 401, 'session_expired', 60, client, true);
         expect(await MessageSigner.verifyMessage(text, { peer: client.session.peer })).toMatchObject({ valid: true, inReplyTo: signed.nonce });
         await client.handshake();
         await client.initialize();
-        expect(await client.call('echo', { text: 'again' })).toMatchObject({ result: { content: [{ text: 'again' }] } });
+        expect(await client.call(tools.echo.name, echoArgs(tools, 'again'))).toMatchObject(echoed('again'));
       });
     });
   });

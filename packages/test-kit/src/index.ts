@@ -9,3 +9,4 @@ export * from './store-contract.js';
 export * from './raw-client.js';
 export * from './middlebox.js';
 export * from './hostile.js';
+export * from './tools.js';
