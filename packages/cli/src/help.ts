@@ -79,6 +79,7 @@ Options:
   --json-log              log lines on stderr as JSON
   --session-ttl SEC       session lifetime (default 3600)
   --max-body BYTES        largest request body, and largest upstream answer or event (default 4194304)
+  --max-batch N           most messages in one batch (default 50)
   --clock-skew SEC        allowed clock difference with clients (default 300)
   --request-timeout SEC   longest time a client may take to send a request, headers and body (default 30);
                           answers (SSE streams included) are never cut by it

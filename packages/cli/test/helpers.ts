@@ -3,21 +3,50 @@
  * server on node:http (no PQC) for the gateway, and a PQC server (the core on node:http) for the bridge and `call`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { AgentIdentity, createPQCHandler, type PQCServerOptions } from '@pqc-mcp/core';
-import { sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
+import { nodeRequestTarget, sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
 import { z } from 'zod';
-import { createToolServer } from '../../../examples/shared/tools.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { conformancePeers, type SuiteTools } from '@pqc-mcp/test-kit';
 
 export const ROOT = join(__dirname, '..', '..', '..');
 export const BIN = join(ROOT, 'packages', 'cli', 'dist', 'index.js');
+
+/**
+ * The MCP project's reference server, `@modelcontextprotocol/server-everything` from npm (a devDependency), run
+ * with node from node_modules: no network. As an `--upstream-command` value.
+ */
+export const EVERYTHING = join(dirname(createRequire(__filename).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+export const EVERYTHING_COMMAND = `${JSON.stringify(process.execPath)} ${JSON.stringify(EVERYTHING)} stdio`;
+
+/** server-everything's tools, as the test kit's suites call them. */
+export const EVERYTHING_TOOLS: SuiteTools = {
+  listed: ['echo', 'get-sum', 'trigger-long-running-operation'],
+  exact: false,
+  echo: { name: 'echo', arg: 'message', result: (text) => `Echo: ${text}` },
+  add: { name: 'get-sum', a: 'a', b: 'b', result: (a, b) => `The sum of ${a} and ${b} is ${a + b}.` },
+};
+
+/** The test MCP server: `echo(text)` and `add(a, b)` on the MCP SDK (1.x), like the examples'. */
+export function createToolServer(): McpServer {
+  const server = new McpServer({ name: 'pqc-mcp-example', version: '0.1.0' });
+  server.registerTool('echo', { description: 'Echoes the text back', inputSchema: { text: z.string() } }, async ({ text }) => ({
+    content: [{ type: 'text', text }],
+  }));
+  server.registerTool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => ({
+    content: [{ type: 'text', text: String(a + b) }],
+  }));
+  return server;
+}
 
 /** Fixed-seed identities: failures must reproduce. */
 export function seededIdentity(byte: number, name = `agent-${byte}`): AgentIdentity {
@@ -84,17 +113,17 @@ export interface GatewayProcess {
 }
 
 /** Starts `pqc-mcp gateway ARGS` and waits for its READY line. */
-export function startGatewayProcess(args: string[]): Promise<GatewayProcess> {
+export function startGatewayProcess(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<GatewayProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     let ready = false;
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`gateway not ready after 15 s\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, 15_000);
+      reject(new Error(`gateway not ready after 20 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 20_000);
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
@@ -170,7 +199,7 @@ export function createTestMcpApp(options: { json: boolean; slowTool?: boolean })
 export interface PlainUpstream {
   url: string;
   seen: unknown[];
-  requests: { method: string; headers: IncomingHttpHeaders }[];
+  requests: { method: string; url: string; headers: IncomingHttpHeaders }[];
   close(): Promise<void>;
 }
 
@@ -194,7 +223,7 @@ export async function startPlainUpstream(app: WebMcpApp, path = '/mcp'): Promise
   const requests: PlainUpstream['requests'] = [];
   const server = createServer((req, res) => {
     void (async () => {
-      requests.push({ method: req.method ?? 'GET', headers: { ...req.headers } });
+      requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', headers: { ...req.headers } });
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);
@@ -207,7 +236,7 @@ export async function startPlainUpstream(app: WebMcpApp, path = '/mcp'): Promise
           parsed = undefined;
         }
       }
-      const request = toWebRequest(req, { body: req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body) });
+      const request = toWebRequest(req, req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body));
       await sendWebResponse(res, await app(request, parsed));
     })().catch((err: unknown) => {
       res.statusCode = 500;
@@ -229,10 +258,14 @@ export async function startPqcServer(
   const seen: unknown[] = [];
   const server = createServer((req, res) => {
     handler
-      .handle(toWebRequest(req), (request, body) => {
-        if (body !== undefined) seen.push(body);
-        return app(request, body);
-      })
+      .handle(
+        toWebRequest(req),
+        (request, body) => {
+          if (body !== undefined) seen.push(body);
+          return app(request, body);
+        },
+        { target: nodeRequestTarget(req) },
+      )
       .then((response) => {
         if (!tamper || !response.body) return response;
         const decoder = new TextDecoder();
@@ -260,4 +293,43 @@ export async function closedPort(): Promise<number> {
   const origin = await listen(server);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return Number(new URL(origin).port);
+}
+
+/** The test kit's server options as gateway flags; an option the gateway has no flag for fails loudly. */
+export function gatewayFlags(pqc: PQCServerOptions): string[] {
+  const flags: string[] = [];
+  for (const [key, value] of Object.entries(pqc)) {
+    if (value === undefined) continue;
+    switch (key) {
+      case 'identity':
+        break;
+      case 'maxBodyBytes':
+        flags.push('--max-body', String(value));
+        break;
+      case 'maxBatch':
+        flags.push('--max-batch', String(value));
+        break;
+      case 'sessionTtlSec':
+        flags.push('--session-ttl', String(value));
+        break;
+      case 'clockSkewSec':
+        flags.push('--clock-skew', String(value));
+        break;
+      case 'maxSessionsPerClient':
+        if (value !== 16) throw new Error('the gateway takes core\'s default maxSessionsPerClient (16) only');
+        break;
+      case 'profiles':
+        flags.push('--profiles', (value as number[]).map((p) => `v${p}`).join(','));
+        break;
+      case 'authorize': {
+        // The gateway takes a list of DIDs: the same decision, made for every client the suites connect with.
+        const authorize = value as (peer: unknown) => boolean;
+        for (const peer of conformancePeers()) if (authorize(peer.toPeer())) flags.push('--allow', peer.did);
+        break;
+      }
+      default:
+        throw new Error(`the gateway has no flag for the suite's option ${key}`);
+    }
+  }
+  return flags;
 }

@@ -3,7 +3,7 @@
  * file, READY line, signals.
  */
 import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:fs';
-import { DEFAULT_MAX_BODY_BYTES, type AuditEntry, type SessionStore } from '@pqc-mcp/core';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, type AuditEntry, type SessionStore } from '@pqc-mcp/core';
 import { DEFAULT_TIMEOUTS, startGateway, type RunningGateway, type Upstream } from '../gateway/index.js';
 import { createHttpUpstream } from '../gateway/http-upstream.js';
 import { DEFAULT_STDIO_LIMITS, createStdioUpstream } from '../gateway/stdio-upstream.js';
@@ -135,6 +135,7 @@ const FLAGS = {
   audit: { type: 'string' },
   'json-log': { type: 'boolean' },
   'max-body': { type: 'string' },
+  'max-batch': { type: 'string' },
   'session-ttl': { type: 'string' },
   'clock-skew': { type: 'string' },
   'request-timeout': { type: 'string' },
@@ -244,6 +245,7 @@ export async function gateway(args: string[], io: Io): Promise<number> {
       sessionTtlSec,
       clockSkewSec,
       maxBodyBytes,
+      maxBatch: values['max-batch'] !== undefined ? countArg(values['max-batch'], '--max-batch', DEFAULT_MAX_BATCH) : undefined,
       timeouts: { requestMs, headersMs: Math.min(DEFAULT_TIMEOUTS.headersMs, requestMs), keepAliveMs },
       audit: audit ? (entry: AuditEntry) => void audit.write(JSON.stringify(entry) + '\n') : undefined,
       onRequest: (log) => io.err(jsonLog ? formatJsonLogLine(log) : formatLogLine(log)),

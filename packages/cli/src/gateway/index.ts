@@ -17,7 +17,7 @@ import {
   type Profile,
   type SessionStore,
 } from '@pqc-mcp/core';
-import { lingerOnUnreadBody, nodeRequestTarget, resolveCryptoPool, sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
+import { lingerOnUnreadBody, nodeRequestTarget, resolveCryptoPool, sendWebResponse, toWebRequest, type WorkerPoolBackend } from '@pqc-mcp/core/node';
 import type { RequestLog } from '../log.js';
 import { INTERNAL_ERROR, jsonRpcErrorResponse, type Upstream } from './upstream.js';
 
@@ -49,6 +49,8 @@ export interface GatewayOptions {
   store?: SessionStore;
   sessionTtlSec?: number;
   maxBodyBytes?: number;
+  /** Messages per batch (core's `maxBatch`). */
+  maxBatch?: number;
   clockSkewSec?: number;
   /** Receives every audit entry (core's `audit`). */
   audit?: AuditSink;
@@ -145,8 +147,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const flights = new WeakMap<Request, InFlight>();
   const inFlight = new Set<InFlight>();
 
-  const handler = createPQCHandler(
-    resolveCryptoPool({
+  const pqcOptions = resolveCryptoPool({
       identity: options.identity,
       endpoint: options.path,
       profiles: options.profiles,
@@ -154,14 +155,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       store: options.store,
       sessionTtlSec: options.sessionTtlSec,
       maxBodyBytes: options.maxBodyBytes,
+      maxBatch: options.maxBatch,
       clockSkewSec: options.clockSkewSec,
       audit: options.audit,
       onResult: (result, request) => {
         const flight = flights.get(request);
         if (flight) flight.result = result;
       },
-    }),
-  );
+    });
+  const handler = createPQCHandler(pqcOptions);
+  // The crypto workers start now, not on the first client's request (which would wait for them).
+  const backend = pqcOptions.backend as Partial<WorkerPoolBackend> | undefined;
+  if (typeof backend?.warmup === 'function') await backend.warmup();
   const endpoint = handler.options.endpoints[0]!;
 
   /** The application behind core: the upstream for verified requests; nothing unverified goes there. */
