@@ -48,7 +48,7 @@ async function serve(pqc: boolean): Promise<void> {
       } catch {
         parsed = undefined;
       }
-      const request = toWebRequest(req, { body: req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body) });
+      const request = toWebRequest(req, req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body));
       await sendWebResponse(res, await app(request, parsed));
     })().catch((err: unknown) => {
       res.statusCode = 500;

@@ -14,6 +14,7 @@ import {
   startGatewayProcess,
   startPlainUpstream,
   startPqcServer,
+  createV1PeerApp,
   tempDir,
   writeIdentity,
 } from './helpers.js';
@@ -85,7 +86,8 @@ describe.each([
     expect(isAlive(pid)).toBe(false);
     expect(stderr()).toContain(`pqc-mcp bridge: connected to ${server.url} as ${CLIENT.did}; server ${SERVER.did}`);
     expect(stderr()).toContain('stdin closed, closing');
-    expect(audit.entries().some((e) => e.method === 'DELETE' && e.verified)).toBe(true);
+    // It ended its PQC session too (a signed DELETE of the handshake path).
+    expect(audit.entries().some((e) => e.verified && (e.details as { ended?: boolean } | null)?.ended === true)).toBe(true);
   });
 });
 
@@ -169,6 +171,23 @@ describe('bridge + gateway: a stdio host reaches an unmodified MCP server, PQC o
     } finally {
       await gateway.stop('SIGKILL');
       await upstream.close();
+    }
+  });
+});
+
+describe('bridge --profile v1: a seed-format peer (tools/list and tools/call as plain JSON-RPC, no initialize)', () => {
+  test('the host lists and calls the peer\'s tools; a v1 result {"content": value} becomes a text block', async () => {
+    const peer = await startPqcServer(createV1PeerApp(), { identity: SERVER, profiles: [2, 1] });
+    const { client, transport, stderr } = hostClient(['--server', peer.url, '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1']);
+    try {
+      await client.connect(transport);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['shout']);
+      expect(textOf(await client.callTool({ name: 'shout', arguments: { text: 'v1 peer' } }))).toBe('V1 PEER');
+      expect(peer.seen.map((m) => (m as { method: string }).method)).toEqual(['tools/list', 'tools/call']);
+      expect(stderr()).toContain('serving the v1 peer');
+    } finally {
+      await client.close();
+      await peer.close();
     }
   });
 });

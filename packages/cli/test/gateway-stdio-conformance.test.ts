@@ -22,5 +22,5 @@ const startGateway: StartServer = async ({ pqc }) => {
 };
 
 jest.setTimeout(60_000);
-runConformanceSuite('pqc-mcp gateway (binary, stdio upstream: server-everything)', startGateway, { tools: EVERYTHING_TOOLS, expiringSessionTtlSec: 6 });
+runConformanceSuite('pqc-mcp gateway (binary, stdio upstream: server-everything)', startGateway, { tools: EVERYTHING_TOOLS, expiringSessionTtlSec: 10 });
 runHostileSuite('pqc-mcp gateway (binary, stdio upstream: server-everything)', startGateway, { sharedStore: false, tools: EVERYTHING_TOOLS });

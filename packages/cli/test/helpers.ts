@@ -333,3 +333,16 @@ export function gatewayFlags(pqc: PQCServerOptions): string[] {
   }
   return flags;
 }
+
+/**
+ * A v1 (`pqc-mcp-transport`) peer's application: plain JSON-RPC without initialize, one JSON answer; `tools/list`
+ * names one tool, `shout(text)`, whose result is `{"content": <the text in capitals>}`, as that peer answers.
+ */
+export function createV1PeerApp(): WebMcpApp {
+  return async (_request, body) => {
+    const { id, method, params } = body as { id: number; method: string; params?: { name?: string; arguments?: { text?: string } } };
+    if (method === 'tools/list') return Response.json({ jsonrpc: '2.0', id, result: { tools: [{ name: 'shout', inputSchema: { type: 'object' } }] } });
+    if (method === 'tools/call' && params?.name === 'shout') return Response.json({ jsonrpc: '2.0', id, result: { content: String(params.arguments?.text).toUpperCase() } });
+    return Response.json({ jsonrpc: '2.0', id, error: { code: -32601, message: `no such method ${method}` } });
+  };
+}
