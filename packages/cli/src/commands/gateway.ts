@@ -26,7 +26,8 @@ interface RedisStoreLike extends SessionStore {
   connect(): Promise<void>;
 }
 
-async function redisStore(url: string, io: Io): Promise<RedisStoreLike> {
+/** The `--redis` URL, checked (a usage error otherwise). */
+function redisUrl(url: string): URL {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -36,6 +37,11 @@ async function redisStore(url: string, io: Io): Promise<RedisStoreLike> {
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw usage(`--redis must use the redis: or rediss: scheme, got ${JSON.stringify(url)}`, 'gateway');
   }
+  return parsed;
+}
+
+async function redisStore(url: string, io: Io): Promise<RedisStoreLike> {
+  const parsed = redisUrl(url);
   const specifier = '@pqc-mcp/redis';
   let mod: { RedisSessionStore: new (options: { url: string; onError?: (err: unknown) => void }) => RedisStoreLike };
   try {
@@ -217,19 +223,29 @@ export async function gateway(args: string[], io: Io): Promise<number> {
   const identity = await loadIdentity(values.identity, 'gateway', io);
   // The default path: the upstream URL's own (a stdio upstream has none: core's default).
   const path = values.path ?? (values.upstream !== undefined ? new URL(values.upstream).pathname : undefined);
+  if (values.redis !== undefined) redisUrl(values.redis);
+  // Every usage error is reported before anything is started or reached.
+  const audit = values.audit !== undefined ? openAuditFile(values.audit) : undefined;
+  const abandon = async () => {
+    audit?.end();
+    await upstream.close();
+  };
 
   try {
     await upstream.check();
   } catch (err) {
-    await upstream.close();
+    await abandon();
     throw new CliError(err instanceof Error ? err.message : String(err), EXIT.RUNTIME);
   }
-  const audit = values.audit !== undefined ? openAuditFile(values.audit) : undefined;
-  const store = values.redis !== undefined ? await redisStore(values.redis, io).catch(async (err: unknown) => {
-    audit?.end();
-    await upstream.close();
-    throw err;
-  }) : undefined;
+  let store: RedisStoreLike | undefined;
+  if (values.redis !== undefined) {
+    try {
+      store = await redisStore(values.redis, io);
+    } catch (err) {
+      await abandon();
+      throw err;
+    }
+  }
 
   let running: RunningGateway;
   try {
