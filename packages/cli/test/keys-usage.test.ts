@@ -104,7 +104,7 @@ describe('usage errors: exit 2, one clear line, no stack trace', () => {
     ['call with a bad --timeout', () => ['call', 'http://127.0.0.1:1/mcp', 'echo', '--identity', id, '--trust-on-first-use', '--timeout', '0'], /--timeout must be a positive number/],
     ['verify of a missing file', () => ['verify', tmp.path('none.txt')], /cannot read message file/],
     ['verify with a bad --peer-did', () => ['verify', '--peer-did', 'bob', tmp.path('none.txt')], /--peer-did must be a DID/],
-    ['verify with a short --peer-key', () => ['verify', '--peer-key', 'abcd', tmp.path('none.txt')], /--peer-key: a hex public key has/],
+    ['verify with a short --peer-key', () => ['verify', '--peer-key', 'abcd', tmp.path('none.txt')], /--peer-key: 4 hex characters is not an ML-DSA public key/],
   ];
 
   test.concurrent.each(cases)('%s', async (_name, args, message) => {

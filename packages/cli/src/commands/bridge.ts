@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport, type JSONRPCMessage } from '@modelcontex
 import { Server } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { PQCTransportError, type AgentIdentity } from '@pqc-mcp/core';
+import { logText } from '../log.js';
 import { EXIT, describeError, httpUrl, loadIdentity, parse, required, usage, type Io } from '../util.js';
 import { CLIENT_FLAGS, asCallToolResult, clientSetup, v1Request, type ClientSetup } from './client-flags.js';
 
@@ -86,7 +87,9 @@ async function pipe({ server, identity, setup, log }: BridgeContext): Promise<nu
   };
 
   remote.onmessage = (message) => {
-    const m = message as { id?: Id; result?: { protocolVersion?: unknown } };
+    const m = message as { id?: Id; result?: { protocolVersion?: unknown }; error?: { message?: unknown; data?: { pqc?: unknown } } };
+    // pqcFetch answers a request whose answer failed verification with a local -32010 error: say so on stderr too.
+    if (m.error && typeof m.error.data?.pqc === 'string') log(`request ${logText(JSON.stringify(m.id ?? null), 40)} refused: ${logText(String(m.error.message))}`);
     if (m.id !== undefined && initializeIds.has(m.id) && m.result) {
       initializeIds.delete(m.id);
       // What the SDK Client does after initialize: later requests carry the negotiated MCP-Protocol-Version.
