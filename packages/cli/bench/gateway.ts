@@ -23,7 +23,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { AgentIdentity, createPQCHandler, pqcFetch } from '@pqc-mcp/core';
 import { sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
-import { createWebMcpApp } from '../../../examples/shared/tools.js';
+import { createWebMcpApp1x } from '@pqc-mcp/test-kit';
 
 const SELF = fileURLToPath(import.meta.url);
 const BIN = join(dirname(SELF), '..', 'dist', 'index.js');
@@ -31,7 +31,7 @@ const SERVER = AgentIdentity.fromSeed(new Uint8Array(32).fill(91), { name: 'benc
 
 /** Serves the examples' app: behind the core (`pqc`) or plain (for the gateway). Prints `READY <url>`. */
 async function serve(pqc: boolean): Promise<void> {
-  const app = createWebMcpApp({ enableJsonResponse: true });
+  const app = createWebMcpApp1x({ enableJsonResponse: true });
   const handler = pqc ? createPQCHandler({ identity: SERVER, audit: () => {} }) : undefined;
   const server = createServer((req, res) => {
     void (async () => {
@@ -48,7 +48,7 @@ async function serve(pqc: boolean): Promise<void> {
       } catch {
         parsed = undefined;
       }
-      const request = toWebRequest(req, { body: req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body) });
+      const request = toWebRequest(req, req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body));
       await sendWebResponse(res, await app(request, parsed));
     })().catch((err: unknown) => {
       res.statusCode = 500;

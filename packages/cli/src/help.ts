@@ -51,47 +51,65 @@ Options:
 
 ${EXIT_CODES}`,
 
-  gateway: `Usage: pqc-mcp gateway --upstream URL --listen HOST:PORT --identity FILE [options]
+  gateway: `Usage: pqc-mcp gateway (--upstream URL | --upstream-command "CMD ARGS") --listen HOST:PORT --identity FILE [options]
 
-A reverse proxy that terminates PQC in front of an unmodified MCP server (Streamable HTTP). It answers
-pqc/handshake, verifies every request and strips its envelope, forwards it to the upstream, and signs every
-message that comes back (JSON and SSE, streamed as it comes). Mcp-Session-Id and the other MCP headers pass
-both ways; hop-by-hop headers are dropped. The upstream gets the verified client DID in PQC-Peer-DID.
+A reverse proxy that terminates PQC in front of an unmodified MCP server: an HTTP one (--upstream), or a stdio
+one it runs itself (--upstream-command, one process per MCP session). It answers pqc/handshake, verifies every
+request, forwards the verified request (the body core verified, the target the client signed, an allow-list of
+MCP headers, the verified client DID in PQC-Peer-DID, X-Forwarded-* of its own), and signs every message that
+comes back (JSON and SSE, streamed as it comes). The upstream is checked at start: exit 3 when it does not answer.
 
 Prints 'READY <url> <gateway DID>' on stdout once listening (<url> is the gateway's MCP endpoint), then one
-log line per request on stderr: HTTP method, path, JSON-RPC method, peer DID, verdict, status, latency.
-SIGINT or SIGTERM stops it gracefully (open streams are closed, requests in flight get 5 s).
+log line per request on stderr: time, HTTP method, path, verified JSON-RPC method, verified peer DID, verdict,
+status, latency (every value escaped to printable ASCII). SIGINT or SIGTERM stops it gracefully (open streams
+are closed, requests in flight get 5 s).
 
 Options:
-  --upstream URL      the MCP server's endpoint, e.g. http://127.0.0.1:3000/mcp (required)
-  --listen HOST:PORT  where to listen, e.g. 127.0.0.1:8443 or [::1]:8443; port 0 picks one (required)
-  --identity FILE     the gateway's identity file (required)
-  --path PATH         the gateway's MCP endpoint path (default: the upstream URL's path)
-  --allow DID         only this client may open a session; repeat (or comma-separate) for several
-                      (default: any client with a valid handshake)
-  --profiles LIST     accepted protocol profiles: v2 (default) or v2,v1 (also seed-format clients)
-  --redis URL         keep sessions in Redis (redis://host:6379), for several gateway instances
-  --audit FILE        append the audit trail (docs/PROTOCOL.md §8) to FILE as JSON lines
-  --json-log          log lines on stderr as JSON
-  --session-ttl SEC   session lifetime (default 3600)
-  --max-body BYTES    largest request body accepted (default 4194304)
-  --clock-skew SEC    allowed clock difference with clients (default 300)
-  -h, --help          show this help
+  --upstream URL          the MCP server's endpoint, e.g. http://127.0.0.1:3000/mcp
+  --upstream-command CMD  run this stdio MCP server instead, e.g. "npx -y @modelcontextprotocol/server-everything"
+                          (split like a shell would, without one: quotes and backslashes only)
+  --listen HOST:PORT      where to listen, e.g. 127.0.0.1:8443 or [::1]:8443; port 0 picks one (required)
+  --identity FILE         the gateway's identity file (required)
+  --path PATH             the gateway's MCP endpoint path (default: the upstream URL's path, or /mcp)
+  --allow DID             only this client may open a session; repeat (or comma-separate) for several
+                          (default: any client with a valid handshake)
+  --profiles LIST         accepted protocol profiles: v2 (default) or v2,v1 (also seed-format clients)
+  --redis URL             keep sessions in Redis (redis://host:6379), for several gateway instances
+  --audit FILE            append the audit trail (docs/PROTOCOL.md §8) to FILE as JSON lines
+  --json-log              log lines on stderr as JSON
+  --session-ttl SEC       session lifetime (default 3600)
+  --max-body BYTES        largest request body, and largest upstream answer or event (default 4194304)
+  --max-batch N           most messages in one batch (default 50)
+  --clock-skew SEC        allowed clock difference with clients (default 300)
+  --request-timeout SEC   longest time a client may take to send a request, headers and body (default 30);
+                          answers (SSE streams included) are never cut by it
+  --keep-alive-timeout SEC  how long an idle kept-alive connection stays open (default 5)
+
+stdio upstream options (--upstream-command):
+  --upstream-env NAME     pass this variable of the gateway's environment to the server (repeat; by default
+                          it gets only HOME, LOGNAME, PATH, SHELL, TERM, USER)
+  --max-children N        MCP sessions (server processes) in all (default 16); more initializes get 503
+  --max-children-per-client N  per client DID (default 4); one more ends that client's least recently used one
+  --child-idle SEC        stop a session's process after SEC seconds without a request (default 1800)
+  -h, --help              show this help
 
 ${EXIT_CODES}`,
 
-  bridge: `Usage: pqc-mcp bridge --server URL --identity FILE (--server-did DID | --trust-on-first-use)
+  bridge: `Usage: pqc-mcp bridge --server URL --identity FILE (--server-did DID | --trust-on-first-use) [options]
 
 A stdio MCP server for MCP hosts (desktop apps, IDE agents): every message the host writes on stdin is signed
 and sent to a remote PQC-secured MCP server, and every message it sends back is verified against the pinned
-server key before it is written to stdout. Tools, resources, prompts and notifications all pass.
-Diagnostics go to stderr; stdout carries only MCP messages.
+server key before it is written to stdout. Tools, resources, prompts, notifications and server requests all
+pass; the host negotiates the MCP version with the remote server itself. Diagnostics go to stderr; stdout
+carries only MCP messages.
 
 Options:
   --server URL          the remote server's MCP endpoint, e.g. https://mcp.example.com/mcp (required)
   --identity FILE       this client's identity file (required)
   --server-did DID      the server's DID: any other server is refused
   --trust-on-first-use  accept whichever server answers the first handshake, and pin it (instead of --server-did)
+  --profile v2|v1       v2 (default), or v1 for a seed-format (pqc-mcp-transport) peer: tools only, no initialize
+  --handshake-url URL   where to perform the handshake (default: pqc/handshake beside --server; v1: handshake)
   -h, --help            show this help
 
 Host configuration (e.g. claude_desktop_config.json):
@@ -115,6 +133,11 @@ Options:
   --identity FILE       this client's identity file (required)
   --server-did DID      the server's DID: any other server is refused
   --trust-on-first-use  accept whichever server answers (instead of --server-did)
+  --profile v2|v1       v2 (default), or v1 for a seed-format (pqc-mcp-transport) peer: one plain JSON-RPC
+                        tools/call, no initialize
+  --handshake-url URL   where to perform the handshake (default: pqc/handshake beside URL; v1: handshake)
+  --mcp-protocol MODE   MCP version negotiation: legacy (default: initialize), auto (probe server/discover,
+                        fall back to initialize) or a version to require, e.g. 2026-07-28
   --json                print the whole result as JSON
   --timeout SEC         give up after SEC seconds (default 60)
   -h, --help            show this help

@@ -14,13 +14,14 @@ import {
   startGatewayProcess,
   startPlainUpstream,
   startPqcServer,
+  createV1PeerApp,
   tempDir,
   writeIdentity,
 } from './helpers.js';
 
-const SERVER = seededIdentity(71, 'remote-server');
-const CLIENT = seededIdentity(72, 'desktop-host');
-const OTHER = seededIdentity(73, 'other');
+const SERVER = seededIdentity(71, 'ML-DSA-65', 'remote-server');
+const CLIENT = seededIdentity(72, 'ML-DSA-65', 'desktop-host');
+const OTHER = seededIdentity(73, 'ML-DSA-65', 'other');
 
 const tmp = tempDir();
 let clientFile: string;
@@ -61,7 +62,7 @@ describe.each([
     const { client, transport, stderr } = hostClient(['--server', server.url, '--identity', clientFile, '--server-did', SERVER.did]);
     await client.connect(transport);
     expect(client.getServerVersion()?.name).toBe('pqc-mcp-example');
-    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'slow']);
+    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'slow', 'whoami']);
     expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'via stdio ✓' } }))).toBe('via stdio ✓');
     expect(textOf(await client.callTool({ name: 'add', arguments: { a: 40, b: 2 } }))).toBe('42');
     const progress: number[] = [];
@@ -85,7 +86,8 @@ describe.each([
     expect(isAlive(pid)).toBe(false);
     expect(stderr()).toContain(`pqc-mcp bridge: connected to ${server.url} as ${CLIENT.did}; server ${SERVER.did}`);
     expect(stderr()).toContain('stdin closed, closing');
-    expect(audit.entries().some((e) => e.method === 'DELETE' && e.verified)).toBe(true);
+    // It ended its PQC session too (a signed DELETE of the handshake path).
+    expect(audit.entries().some((e) => e.verified && (e.details as { ended?: boolean } | null)?.ended === true)).toBe(true);
   });
 });
 
@@ -165,10 +167,28 @@ describe('bridge + gateway: a stdio host reaches an unmodified MCP server, PQC o
       expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'end to end' } }))).toBe('end to end');
       await client.close();
       expect(JSON.stringify(upstream.seen)).not.toContain('_pqc');
-      expect(upstream.requests.every((r) => r.headers['pqc-peer-did'] === CLIENT.did)).toBe(true);
+      // Every request after the gateway's start-up check came from the verified client.
+      expect(upstream.requests.slice(1).every((r) => r.headers['pqc-peer-did'] === CLIENT.did)).toBe(true);
     } finally {
       await gateway.stop('SIGKILL');
       await upstream.close();
+    }
+  });
+});
+
+describe('bridge --profile v1: a seed-format peer (tools/list and tools/call as plain JSON-RPC, no initialize)', () => {
+  test('the host lists and calls the peer\'s tools; a v1 result {"content": value} becomes a text block', async () => {
+    const peer = await startPqcServer(createV1PeerApp(), { identity: SERVER, profiles: [2, 1] });
+    const { client, transport, stderr } = hostClient(['--server', peer.url, '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1']);
+    try {
+      await client.connect(transport);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['shout']);
+      expect(textOf(await client.callTool({ name: 'shout', arguments: { text: 'v1 peer' } }))).toBe('V1 PEER');
+      expect(peer.seen.map((m) => (m as { method: string }).method)).toEqual(['tools/list', 'tools/call']);
+      expect(stderr()).toContain('serving the v1 peer');
+    } finally {
+      await client.close();
+      await peer.close();
     }
   });
 });

@@ -6,6 +6,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import {
   closedPort,
   createTestMcpApp,
+  createV1PeerApp,
   expectCleanError,
   runCli,
   seededIdentity,
@@ -15,9 +16,9 @@ import {
   writeIdentity,
 } from './helpers.js';
 
-const SERVER = seededIdentity(81, 'server');
-const CLIENT = seededIdentity(82, 'client');
-const OTHER = seededIdentity(83, 'other');
+const SERVER = seededIdentity(81, 'ML-DSA-65', 'server');
+const CLIENT = seededIdentity(82, 'ML-DSA-65', 'client');
+const OTHER = seededIdentity(83, 'ML-DSA-65', 'other');
 
 const tmp = tempDir();
 let clientFile: string;
@@ -69,6 +70,33 @@ describe('call', () => {
       expect(plain.seen.some((m) => (m as { method?: string }).method === 'tools/call')).toBe(false);
     } finally {
       await plain.close();
+    }
+  });
+
+  test('--handshake-url: the handshake goes there; --mcp-protocol auto falls back to initialize', async () => {
+    const handshakeUrl = new URL('pqc/handshake', server.url).href;
+    const result = await runCli(['call', server.url, 'echo', '{"text":"negotiated"}', '--identity', clientFile, '--server-did', SERVER.did, '--handshake-url', handshakeUrl, '--mcp-protocol', 'auto']);
+    expect(result).toMatchObject({ code: 0, stdout: 'negotiated\n' });
+    const wrong = await runCli(['call', server.url, 'echo', '--identity', clientFile, '--server-did', SERVER.did, '--handshake-url', new URL('/nowhere', server.url).href]);
+    expect(wrong.code).toBe(1);
+    const usage = await runCli(['call', server.url, 'echo', '--identity', clientFile, '--server-did', SERVER.did, '--mcp-protocol', 'newest']);
+    expectCleanError(usage, 2, /--mcp-protocol must be legacy, auto or a protocol version/);
+  });
+
+  test('--profile v1: one plain tools/call to a seed-format peer, its result printed whatever its shape', async () => {
+    const peer = await startPqcServer(createV1PeerApp(), { identity: SERVER, profiles: [2, 1] });
+    try {
+      const result = await runCli(['call', peer.url, 'shout', '{"text":"seed format"}', '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1']);
+      expect(result).toMatchObject({ code: 0, stdout: 'SEED FORMAT\n' });
+      expect(peer.seen).toEqual([{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'shout', arguments: { text: 'seed format' } } }]);
+      const json = await runCli(['call', peer.url, 'shout', '{"text":"x"}', '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1', '--json']);
+      expect(JSON.parse(json.stdout)).toEqual({ content: [{ type: 'text', text: 'X' }] });
+      const missing = await runCli(['call', peer.url, 'nope', '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1']);
+      expectCleanError(missing, 1, /the server answered with an error: no such method|unknown|nope/);
+      const both = await runCli(['call', peer.url, 'shout', '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1', '--mcp-protocol', 'auto']);
+      expectCleanError(both, 2, /--mcp-protocol does not apply to --profile v1/);
+    } finally {
+      await peer.close();
     }
   });
 

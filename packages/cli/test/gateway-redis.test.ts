@@ -8,8 +8,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { MessageSigner, PQCHandshake, pqcFetch } from '@pqc-mcp/core';
-import { RedisProcess } from '@pqc-mcp/test-kit';
+import { pqcFetch } from '@pqc-mcp/core';
+import { RawClient, RedisProcess, initializeMessage } from '@pqc-mcp/test-kit';
 import {
   ROOT,
   closedPort,
@@ -26,8 +26,8 @@ import {
 } from './helpers.js';
 
 
-const GATEWAY = seededIdentity(101, 'gateway');
-const CLIENT = seededIdentity(102, 'client');
+const GATEWAY = seededIdentity(101, 'ML-DSA-65', 'gateway');
+const CLIENT = seededIdentity(102, 'ML-DSA-65', 'client');
 
 describe('gateway --redis: sessions shared by two gateway processes', () => {
   const tmp = tempDir();
@@ -68,18 +68,15 @@ describe('gateway --redis: sessions shared by two gateway processes', () => {
   });
 
   test('a nonce used on one gateway is a replay on the other', async () => {
-    const { request, pending } = await PQCHandshake.initiate(CLIENT);
-    const response = await fetch(new URL('pqc/handshake', a.url), { method: 'POST', body: request });
-    const session = await PQCHandshake.complete(await response.text(), CLIENT, pending, { serverDid: GATEWAY.did });
-    const signed = await new MessageSigner(CLIENT).signMessage(
-      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } },
-      { sessionId: session.sessionId },
-    );
-    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-    const first = await fetch(a.url, { method: 'POST', headers, body: signed.text });
+    // The handshake on A; the same signed initialize (same session, same nonce) to A, then to B.
+    const client = new RawClient(a.url, CLIENT, GATEWAY.did);
+    await client.handshake();
+    const signed = await client.sign(initializeMessage(1));
+    const first = await client.post(signed.text);
     expect(first.status).toBe(200);
     await first.text();
-    const replay = await fetch(b.url, { method: 'POST', headers, body: signed.text });
+    // B's endpoint has the same path as A's: the signed http.path holds on both.
+    const replay = await client.post(signed.text, {}, b.url);
     expect(replay.status).toBe(401);
     expect(await replay.json()).toMatchObject({ error: { data: { pqc: 'replay_detected' } } });
   });

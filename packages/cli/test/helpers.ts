@@ -3,26 +3,36 @@
  * server on node:http (no PQC) for the gateway, and a PQC server (the core on node:http) for the bridge and `call`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { dirname, join } from 'node:path';
 import { AgentIdentity, createPQCHandler, type PQCServerOptions } from '@pqc-mcp/core';
-import { sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
-import { z } from 'zod';
-import { createToolServer } from '../../../examples/shared/tools.js';
+import { nodeRequestTarget, sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
+import { conformancePeers, createWebMcpApp1x, slowTool, type SuiteTools } from '@pqc-mcp/test-kit';
+export { seededIdentity } from '@pqc-mcp/test-kit';
 
 export const ROOT = join(__dirname, '..', '..', '..');
 export const BIN = join(ROOT, 'packages', 'cli', 'dist', 'index.js');
 
-/** Fixed-seed identities: failures must reproduce. */
-export function seededIdentity(byte: number, name = `agent-${byte}`): AgentIdentity {
-  return AgentIdentity.fromSeed(new Uint8Array(32).fill(byte), { name });
-}
+/**
+ * The MCP project's reference server, `@modelcontextprotocol/server-everything` from npm (a devDependency), run
+ * with node from node_modules: no network. As an `--upstream-command` value.
+ */
+export const EVERYTHING = join(dirname(createRequire(__filename).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+export const EVERYTHING_COMMAND = `${JSON.stringify(process.execPath)} ${JSON.stringify(EVERYTHING)} stdio`;
+
+/** server-everything's tools, as the test kit's suites call them. */
+export const EVERYTHING_TOOLS: SuiteTools = {
+  listed: ['echo', 'get-sum', 'trigger-long-running-operation'],
+  exact: false,
+  echo: { name: 'echo', arg: 'message', result: (text) => `Echo: ${text}` },
+  add: { name: 'get-sum', a: 'a', b: 'b', result: (a, b) => `The sum of ${a} and ${b} is ${a + b}.` },
+};
+
+
 
 /** A fresh temporary directory, removed by `cleanup()`. */
 export function tempDir(): { dir: string; path(name: string): string; cleanup(): void } {
@@ -84,17 +94,17 @@ export interface GatewayProcess {
 }
 
 /** Starts `pqc-mcp gateway ARGS` and waits for its READY line. */
-export function startGatewayProcess(args: string[]): Promise<GatewayProcess> {
+export function startGatewayProcess(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<GatewayProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     let ready = false;
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`gateway not ready after 15 s\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, 15_000);
+      reject(new Error(`gateway not ready after 20 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 20_000);
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
@@ -127,50 +137,16 @@ export function startGatewayProcess(args: string[]): Promise<GatewayProcess> {
 /** A web-standard MCP app: `(request, parsedBody) => Response`. */
 export type WebMcpApp = (request: Request, parsedBody?: unknown) => Promise<Response>;
 
-/**
- * The examples' tool server (echo, add) plus `slow(steps)`, which reports progress every 300 ms before answering
- * (to see that SSE is streamed, not buffered), served statefully over the SDK's web-standard transport.
- */
+/** The 1.x app of the test kit (stateful, `echo`, `add`, `whoami`), with `slow(steps)` when asked. */
 export function createTestMcpApp(options: { json: boolean; slowTool?: boolean }): WebMcpApp {
-  const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
-  return async (request, parsedBody) => {
-    const sessionId = request.headers.get('mcp-session-id');
-    let transport = sessionId ? transports.get(sessionId) : undefined;
-    if (!transport) {
-      if (request.method !== 'POST' || sessionId || !isInitializeRequest(parsedBody)) {
-        return Response.json({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: no valid session' } }, { status: 400 });
-      }
-      const created = new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        enableJsonResponse: options.json,
-        onsessioninitialized: (id) => void transports.set(id, created),
-        onsessionclosed: (id) => void transports.delete(id),
-      });
-      const server = createToolServer();
-      if (options.slowTool) {
-        server.registerTool('slow', { description: 'Reports progress, then answers', inputSchema: { steps: z.number() } }, async ({ steps }, extra) => {
-          const token = extra._meta?.progressToken;
-          for (let i = 1; i <= steps; i++) {
-            if (token !== undefined) {
-              await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
-            }
-            await new Promise((r) => setTimeout(r, 300));
-          }
-          return { content: [{ type: 'text', text: `done after ${steps} steps` }] };
-        });
-      }
-      await server.connect(created);
-      transport = created;
-    }
-    return transport.handleRequest(request, { parsedBody });
-  };
+  return createWebMcpApp1x({ enableJsonResponse: options.json, extraTools: options.slowTool ? slowTool : undefined });
 }
 
 /** What a plain upstream saw: every request's method and headers, every parsed POST body. */
 export interface PlainUpstream {
   url: string;
   seen: unknown[];
-  requests: { method: string; headers: IncomingHttpHeaders }[];
+  requests: { method: string; url: string; headers: IncomingHttpHeaders }[];
   close(): Promise<void>;
 }
 
@@ -194,7 +170,7 @@ export async function startPlainUpstream(app: WebMcpApp, path = '/mcp'): Promise
   const requests: PlainUpstream['requests'] = [];
   const server = createServer((req, res) => {
     void (async () => {
-      requests.push({ method: req.method ?? 'GET', headers: { ...req.headers } });
+      requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', headers: { ...req.headers } });
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);
@@ -207,7 +183,7 @@ export async function startPlainUpstream(app: WebMcpApp, path = '/mcp'): Promise
           parsed = undefined;
         }
       }
-      const request = toWebRequest(req, { body: req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body) });
+      const request = toWebRequest(req, req.method === 'GET' || req.method === 'HEAD' ? undefined : new Uint8Array(body));
       await sendWebResponse(res, await app(request, parsed));
     })().catch((err: unknown) => {
       res.statusCode = 500;
@@ -229,10 +205,14 @@ export async function startPqcServer(
   const seen: unknown[] = [];
   const server = createServer((req, res) => {
     handler
-      .handle(toWebRequest(req), (request, body) => {
-        if (body !== undefined) seen.push(body);
-        return app(request, body);
-      })
+      .handle(
+        toWebRequest(req),
+        (request, body) => {
+          if (body !== undefined) seen.push(body);
+          return app(request, body);
+        },
+        { target: nodeRequestTarget(req) },
+      )
       .then((response) => {
         if (!tamper || !response.body) return response;
         const decoder = new TextDecoder();
@@ -260,4 +240,56 @@ export async function closedPort(): Promise<number> {
   const origin = await listen(server);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return Number(new URL(origin).port);
+}
+
+/** The test kit's server options as gateway flags; an option the gateway has no flag for fails loudly. */
+export function gatewayFlags(pqc: PQCServerOptions): string[] {
+  const flags: string[] = [];
+  for (const [key, value] of Object.entries(pqc)) {
+    if (value === undefined) continue;
+    switch (key) {
+      case 'identity':
+        break;
+      case 'maxBodyBytes':
+        flags.push('--max-body', String(value));
+        break;
+      case 'maxBatch':
+        flags.push('--max-batch', String(value));
+        break;
+      case 'sessionTtlSec':
+        flags.push('--session-ttl', String(value));
+        break;
+      case 'clockSkewSec':
+        flags.push('--clock-skew', String(value));
+        break;
+      case 'maxSessionsPerClient':
+        if (value !== 16) throw new Error('the gateway takes core\'s default maxSessionsPerClient (16) only');
+        break;
+      case 'profiles':
+        flags.push('--profiles', (value as number[]).map((p) => `v${p}`).join(','));
+        break;
+      case 'authorize': {
+        // The gateway takes a list of DIDs: the same decision, made for every client the suites connect with.
+        const authorize = value as (peer: unknown) => boolean;
+        for (const peer of conformancePeers()) if (authorize(peer.toPeer())) flags.push('--allow', peer.did);
+        break;
+      }
+      default:
+        throw new Error(`the gateway has no flag for the suite's option ${key}`);
+    }
+  }
+  return flags;
+}
+
+/**
+ * A v1 (`pqc-mcp-transport`) peer's application: plain JSON-RPC without initialize, one JSON answer; `tools/list`
+ * names one tool, `shout(text)`, whose result is `{"content": <the text in capitals>}`, as that peer answers.
+ */
+export function createV1PeerApp(): WebMcpApp {
+  return async (_request, body) => {
+    const { id, method, params } = body as { id: number; method: string; params?: { name?: string; arguments?: { text?: string } } };
+    if (method === 'tools/list') return Response.json({ jsonrpc: '2.0', id, result: { tools: [{ name: 'shout', inputSchema: { type: 'object' } }] } });
+    if (method === 'tools/call' && params?.name === 'shout') return Response.json({ jsonrpc: '2.0', id, result: { content: String(params.arguments?.text).toUpperCase() } });
+    return Response.json({ jsonrpc: '2.0', id, error: { code: -32601, message: `no such method ${method}` } });
+  };
 }

@@ -88,7 +88,7 @@ describe('usage errors: exit 2, one clear line, no stack trace', () => {
     ['identity of a directory', () => ['identity', tmp.dir], /cannot read identity file .*is a directory/],
     ['identity of broken JSON', () => ['identity', tmp.path('broken.json')], /invalid identity file .*broken\.json/],
     ['identity of a non-ML-DSA key', () => ['identity', tmp.path('notakey.json')], /invalid identity file .*kty must be "AKP"/],
-    ['gateway without --upstream', () => ['gateway', '--listen', '127.0.0.1:0', '--identity', id], /--upstream is required/],
+    ['gateway without --upstream', () => ['gateway', '--listen', '127.0.0.1:0', '--identity', id], /give one of --upstream URL or --upstream-command/],
     ['gateway with a bad --listen', () => ['gateway', '--upstream', 'http://127.0.0.1:1/mcp', '--listen', 'localhost', '--identity', id], /--listen must be HOST:PORT/],
     ['gateway with a bad --upstream', () => ['gateway', '--upstream', 'ftp://x/mcp', '--listen', '127.0.0.1:0', '--identity', id], /--upstream must be an http\(s\) URL/],
     ['gateway with a bad --allow', () => ['gateway', '--upstream', 'http://127.0.0.1:1/mcp', '--listen', '127.0.0.1:0', '--identity', id, '--allow', 'did:web:x'], /--allow must be a DID/],
@@ -104,7 +104,7 @@ describe('usage errors: exit 2, one clear line, no stack trace', () => {
     ['call with a bad --timeout', () => ['call', 'http://127.0.0.1:1/mcp', 'echo', '--identity', id, '--trust-on-first-use', '--timeout', '0'], /--timeout must be a positive number/],
     ['verify of a missing file', () => ['verify', tmp.path('none.txt')], /cannot read message file/],
     ['verify with a bad --peer-did', () => ['verify', '--peer-did', 'bob', tmp.path('none.txt')], /--peer-did must be a DID/],
-    ['verify with a short --peer-key', () => ['verify', '--peer-key', 'abcd', tmp.path('none.txt')], /--peer-key: a hex public key has/],
+    ['verify with a short --peer-key', () => ['verify', '--peer-key', 'abcd', tmp.path('none.txt')], /--peer-key: 4 hex characters is not an ML-DSA public key/],
   ];
 
   test.concurrent.each(cases)('%s', async (_name, args, message) => {

@@ -1,7 +1,13 @@
-/** The gateway's pure parts, in process: --listen parsing, header filtering, message extraction for verify. */
-import { parseListen } from '../src/commands/gateway.js';
+/**
+ * The gateway's pure parts, in process: --listen and --upstream-command parsing, the header allow-lists, the
+ * upstream URL of a signed target, log sanitizing, the bound on upstream events, message extraction for verify.
+ */
+import { parseListen, splitCommand } from '../src/commands/gateway.js';
+import { asCallToolResult, negotiationArg } from '../src/commands/client-flags.js';
 import { messagesOf } from '../src/commands/verify.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../src/gateway.js';
+import { clientResponseHeaders, upstreamRequestHeaders, upstreamUrl } from '../src/gateway/headers.js';
+import { boundEvents } from '../src/gateway/upstream.js';
+import { formatLogLine, logSafe, logText, type RequestLog } from '../src/log.js';
 import { profilesArg } from '../src/util.js';
 
 test('--listen forms', () => {
@@ -14,63 +20,141 @@ test('--listen forms', () => {
   for (const bad of ['', 'localhost', '::1:80', '1.2.3.4:65536', 'host:port', '[::1]']) expect(() => parseListen(bad)).toThrow(/--listen must be HOST:PORT/);
 });
 
-test('--profiles forms', () => {
+test('--profiles and --mcp-protocol forms', () => {
   expect(profilesArg(undefined, 'x')).toEqual([2]);
   expect(profilesArg('v2,v1', 'x')).toEqual([2, 1]);
   expect(profilesArg('1, 2', 'x')).toEqual([1, 2]);
   expect(() => profilesArg('v2,', 'x')).toThrow(/--profiles/);
+  expect(negotiationArg(undefined, 'x')).toEqual({ mode: 'legacy' });
+  expect(negotiationArg('auto', 'x')).toEqual({ mode: 'auto' });
+  expect(negotiationArg('2026-07-28', 'x')).toEqual({ mode: { pin: '2026-07-28' } });
+  expect(() => negotiationArg('modern', 'x')).toThrow(/--mcp-protocol/);
 });
 
-test('hop-by-hop headers are dropped both ways; PQC headers never reach the upstream; the verified DID does', () => {
+test('--upstream-command is split like a shell would, without one', () => {
+  expect(splitCommand('node server.js --port 3')).toEqual(['node', 'server.js', '--port', '3']);
+  expect(splitCommand(`  "/opt/my dir/node"  'a b' c\\ d "x\\"y" '' `)).toEqual(['/opt/my dir/node', 'a b', 'c d', 'x"y', '']);
+  expect(splitCommand('echo $HOME; rm -rf / | cat')).toEqual(['echo', '$HOME;', 'rm', '-rf', '/', '|', 'cat']);
+  expect(() => splitCommand('node "unterminated')).toThrow(/unterminated/);
+});
+
+test('request headers: an allow-list, the verified DID, forwarding headers of the gateway own', () => {
   const incoming = new Headers({
     host: 'gateway:8443',
     connection: 'keep-alive, x-private',
-    'keep-alive': 'timeout=5',
     'x-private': 'hop',
-    te: 'trailers',
     'transfer-encoding': 'chunked',
-    upgrade: 'h2c',
-    'proxy-authorization': 'Basic x',
     'content-length': '12',
+    'content-type': 'application/json',
     'pqc-envelope': '{}',
+    'pqc-session': 'ab'.repeat(16),
     'pqc-peer-did': 'did:pqaid:forged',
     'mcp-session-id': 's-1',
     'mcp-protocol-version': '2025-06-18',
-    'last-event-id': '7',
+    'mcp-method': 'tools/call',
+    'mcp-name': 'echo',
+    'mcp-param-x': 'not on the list',
     accept: 'application/json, text/event-stream',
-    authorization: 'Bearer upstream-token',
+    authorization: 'Bearer stolen',
+    cookie: 'session=abc',
+    forwarded: 'for=10.0.0.1;host=evil',
     'x-forwarded-for': '10.0.0.1',
+    'x-forwarded-host': 'evil.example',
+    'x-forwarded-proto': 'https',
+    'x-real-ip': '10.0.0.2',
   });
-  const out = upstreamRequestHeaders(incoming, { sessionId: 'a'.repeat(32), peerDid: 'did:pqaid:real', profile: 2 }, '127.0.0.1');
+  const out = upstreamRequestHeaders(incoming, { sessionId: 'a'.repeat(32), peerDid: 'did:pqaid:real', profile: 2 }, { remoteAddress: '127.0.0.1', host: 'gateway:8443' });
   expect(Object.fromEntries(out)).toEqual({
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
     'mcp-session-id': 's-1',
     'mcp-protocol-version': '2025-06-18',
-    'last-event-id': '7',
-    accept: 'application/json, text/event-stream',
-    authorization: 'Bearer upstream-token',
+    'mcp-method': 'tools/call',
+    'mcp-name': 'echo',
     'pqc-peer-did': 'did:pqaid:real',
-    'x-forwarded-for': '10.0.0.1, 127.0.0.1',
+    'x-forwarded-for': '127.0.0.1',
     'x-forwarded-host': 'gateway:8443',
     'x-forwarded-proto': 'http',
   });
-  expect(upstreamRequestHeaders(new Headers({ 'pqc-peer-did': 'did:pqaid:forged' }), undefined, undefined).has('pqc-peer-did')).toBe(false);
+  // A Host that is not a plain host[:port] is not passed on.
+  const odd = upstreamRequestHeaders(new Headers(), { sessionId: 'a'.repeat(32), peerDid: 'did:pqaid:real', profile: 2 }, { remoteAddress: undefined, host: 'evil/path?x' });
+  expect(odd.has('x-forwarded-host')).toBe(false);
+  expect(odd.has('x-forwarded-for')).toBe(false);
+});
 
+test('response headers: the allow-list only (no cookies, redirects, CORS, hop-by-hop)', () => {
   const upstream = new Headers({
     'content-type': 'text/event-stream',
     'mcp-session-id': 's-1',
     connection: 'close, x-hop',
     'x-hop': '1',
-    'keep-alive': 'timeout=5',
     'transfer-encoding': 'chunked',
     'content-length': '10',
     'content-encoding': 'gzip',
     'cache-control': 'no-cache',
+    location: 'http://evil.example/',
+    'access-control-allow-origin': '*',
+    'www-authenticate': 'Bearer',
+    'set-cookie': 'a=1',
   });
-  upstream.append('set-cookie', 'a=1');
-  upstream.append('set-cookie', 'b=2');
-  const back = clientResponseHeaders(upstream);
-  expect([...new Set(back.keys())].sort()).toEqual(['cache-control', 'content-type', 'mcp-session-id', 'set-cookie']);
-  expect(back.getSetCookie()).toEqual(['a=1', 'b=2']);
+  expect(Object.fromEntries(clientResponseHeaders(upstream))).toEqual({ 'content-type': 'text/event-stream', 'mcp-session-id': 's-1', 'cache-control': 'no-cache' });
+});
+
+test('the upstream URL of a signed target: the upstream path, its own query first and never overridden', () => {
+  const base = new URL('http://up:3000/api/mcp?key=K&tenant=t1');
+  expect(upstreamUrl(base, '/mcp').href).toBe('http://up:3000/api/mcp?key=K&tenant=t1');
+  expect(upstreamUrl(base, '/mcp?a=1&b=%20x').href).toBe('http://up:3000/api/mcp?key=K&tenant=t1&a=1&b=%20x');
+  expect(upstreamUrl(base, '/prefix/MCP/?key=evil&k%65y=evil2&tenant=t2&x=1#frag').href).toBe('http://up:3000/api/mcp?key=K&tenant=t1&x=1');
+  expect(upstreamUrl(new URL('http://up/mcp'), '/mcp?x=1').href).toBe('http://up/mcp?x=1');
+  expect(upstreamUrl(new URL('http://up/mcp'), '/mcp?').href).toBe('http://up/mcp');
+});
+
+test('log values: one printable-ASCII token each, nothing that ends a line or splits a field', () => {
+  expect(logSafe('tools/call')).toBe('tools/call');
+  expect(logSafe('a\nb\r\tc d\\e')).toBe('a\\u000ab\\u000d\\u0009c\\u0020d\\\\e');
+  expect(logSafe('\u202eevil\u2028x\u0000é')).toBe('\\u202eevil\\u2028x\\u0000\\u00e9');
+  expect(logSafe('')).toBe('-');
+  expect(logSafe('x'.repeat(300))).toBe(`${'x'.repeat(200)}...(+100)`);
+  expect(logText('a b\nc')).toBe('a b\\u000ac');
+  const record: RequestLog = {
+    time: '2026-01-01T00:00:00.000Z',
+    http_method: 'POST',
+    path: '/mcp\n2026-01-01T00:00:00.000Z POST /mcp tools/call did:pqaid:x verified 200 1ms',
+    rpc_method: 'x\ny',
+    peer_did: null,
+    verdict: 'rejected',
+    reason: 'missing_envelope',
+    status: 401,
+    latency_ms: 1,
+    signed: 0,
+    aborted: false,
+  };
+  const line = formatLogLine(record);
+  expect(line.split('\n')).toHaveLength(1);
+  expect(line.split(' ')).toHaveLength(8);
+});
+
+test('an upstream event stream is cut as soon as one event passes the bound, whatever the line ends', async () => {
+  const run = async (text: string, max: number) => {
+    let tooLarge = false;
+    const stream = new Response(text).body!.pipeThrough(boundEvents(max, () => (tooLarge = true)));
+    const out = await new Response(stream).text().catch(() => 'ERROR');
+    return { out, tooLarge };
+  };
+  expect(await run('data: 12345\n\ndata: 12345\r\n\r\ndata: 12345\r\rdata: 1\n\n', 12)).toEqual({
+    out: 'data: 12345\n\ndata: 12345\r\n\r\ndata: 12345\r\rdata: 1\n\n',
+    tooLarge: false,
+  });
+  // Many short lines in one event (CRLF must not count as a blank line), or one long line: both cut.
+  expect(await run(`data: a\r\n${'data: aaaa\r\n'.repeat(10)}\r\n`, 40)).toEqual({ out: 'ERROR', tooLarge: true });
+  expect(await run(`data: ${'z'.repeat(100)}`, 40)).toEqual({ out: 'ERROR', tooLarge: true });
+});
+
+test('a v1 tool result as an MCP CallToolResult', () => {
+  expect(asCallToolResult({ content: 'plain' })).toEqual({ content: [{ type: 'text', text: 'plain' }] });
+  expect(asCallToolResult({ content: { sum: 3 } })).toEqual({ content: [{ type: 'text', text: '{"sum":3}' }] });
+  expect(asCallToolResult({ content: [{ type: 'text', text: 'mcp' }], isError: true })).toEqual({ content: [{ type: 'text', text: 'mcp' }], isError: true });
+  expect(asCallToolResult(42)).toEqual({ content: [{ type: 'text', text: '42' }] });
 });
 
 test('verify reads one message, a batch, or the data of an SSE capture', () => {

@@ -8,6 +8,7 @@ import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCServerOpt
 import { seededIdentity } from './identities.js';
 import { MCP_HEADERS, RawClient, initializeMessage, messageTexts } from './raw-client.js';
 import { connectSdkClient } from './sdk-clients.js';
+import { EXAMPLE_TOOLS, addArgs, echoArgs, type SuiteTools } from './tools.js';
 import { readVector, type ProtocolVectors } from './vectors.js';
 
 /** A server started by an adapter's test for the suite. */
@@ -39,11 +40,22 @@ export interface StartOptions {
   sdk?: ServerSdk;
 }
 
-/** What a suite runs against: the server SDKs an adapter can start (an out-of-process server may have only v2). */
+/** What a suite runs against, and what to expect of it. */
 export interface SuiteOptions {
+  /**
+   * The server SDKs an adapter can start (default both). `'1.x'` also runs the tests of stateful MCP sessions, which
+   * need a server that issues `Mcp-Session-Id` (a 1.x app, or a stateful server behind a gateway).
+   */
   sdks?: readonly ServerSdk[];
   /** Whether the MCP app learns the verified caller as `authInfo` (default true; not behind a gateway's HTTP hop). */
   callerReachesTools?: boolean;
+  /** The tools of the MCP server behind the server under test (default: the examples' `echo`, `add`, `whoami`). */
+  tools?: SuiteTools;
+  /**
+   * The session lifetime of the expiry test, seconds (default 1). A handshake and an initialize must fit in it: a
+   * server in another process, behind a gateway, needs longer on a loaded machine.
+   */
+  expiringSessionTtlSec?: number;
 }
 
 export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
@@ -51,6 +63,8 @@ export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
 const SERVER = seededIdentity(11);
 const CLIENT = seededIdentity(12);
 const OTHER = seededIdentity(13);
+/** Another authorized client that tries to use the MCP session of CLIENT. */
+const INTRUDER = seededIdentity(14);
 
 /** The server identity every suite server is started with (an out-of-process server loads it from its JWK). */
 export const CONFORMANCE_SERVER_IDENTITY = SERVER;
@@ -62,7 +76,7 @@ export const CONFORMANCE_SERVER_IDENTITY = SERVER;
 export function conformancePeers(): AgentIdentity[] {
   const vectors = readVector<ProtocolVectors>('protocol.json');
   const python = vectors.identities.find((i) => i.role === 'client' && i.algorithm === 'ML-DSA-65')!;
-  return [CLIENT, OTHER, AgentIdentity.fromSeed(python.seed, { algorithm: 'ML-DSA-65' })];
+  return [CLIENT, OTHER, INTRUDER, AgentIdentity.fromSeed(python.seed, { algorithm: 'ML-DSA-65' })];
 }
 
 /** Expects a rejection of §6: status, reason, id, signed or not, and WWW-Authenticate on 401. */
@@ -94,6 +108,10 @@ function tamperEnvelope(text: string, member: string, value: unknown): string {
 
 /** Runs the suite for one adapter. */
 export function runConformanceSuite(name: string, start: StartServer, options: SuiteOptions = {}): void {
+  const tools = options.tools ?? EXAMPLE_TOOLS;
+  const ttlSec = options.expiringSessionTtlSec ?? 1;
+  const echo = (text: string) => ({ name: tools.echo.name, arguments: echoArgs(tools, text) });
+  const echoed = (text: string) => ({ result: { content: [{ text: tools.echo.result(text) }] } });
   describe(`${name}: PQC conformance over HTTP`, () => {
     const sdks = options.sdks ?? ['v2', '1.x'];
     // The matrix of clients and servers: the 1.x client, the v2 client in each negotiation mode, against 1.x and v2
@@ -112,13 +130,20 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
       test('connect, tools/list, tools/call, close: every answer verified, nothing refused', async () => {
         const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did });
         const sdkClient = await connectSdkClient(clientKind, server.url, fetch);
-        const tools = await sdkClient.listTools();
-        expect(tools.sort()).toEqual(['add', 'echo', 'whoami']);
-        expect(await sdkClient.callTool('echo', { text: 'héllo 😀' })).toMatchObject({ content: [{ type: 'text', text: 'héllo 😀' }] });
-        expect(await sdkClient.callTool('add', { a: 2, b: 40 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
-        // §9: the application learns who called (the SDK's authInfo), and no one else.
-        const caller = options.callerReachesTools === false ? 'anonymous' : CLIENT.did;
-        expect(await sdkClient.callTool('whoami', {})).toMatchObject({ content: [{ type: 'text', text: caller }] });
+        const names = (await sdkClient.listTools()).sort();
+        if (tools.exact) expect(names).toEqual([...tools.listed].sort());
+        else expect(names).toEqual(expect.arrayContaining([...tools.listed]));
+        expect(await sdkClient.callTool(tools.echo.name, echoArgs(tools, 'héllo 😀'))).toMatchObject({
+          content: [{ type: 'text', text: tools.echo.result('héllo 😀') }],
+        });
+        expect(await sdkClient.callTool(tools.add.name, addArgs(tools, 2, 40))).toMatchObject({
+          content: [{ type: 'text', text: tools.add.result(2, 40) }],
+        });
+        if (tools.whoami !== undefined) {
+          // §9: the application learns who called (the SDK's authInfo), and no one else.
+          const caller = options.callerReachesTools === false ? 'anonymous' : CLIENT.did;
+          expect(await sdkClient.callTool(tools.whoami, {})).toMatchObject({ content: [{ type: 'text', text: caller }] });
+        }
         await sdkClient.close();
         await fetch.endSession();
         const audit = fetch.audit.entries();
@@ -167,13 +192,13 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
 
       test('initialize, notification (202), tools/call: every message verified, bound to its request, no event ids', async () => {
         await client.initialize();
-        expect(await client.call('add', { a: 1, b: 2 })).toMatchObject({ result: { content: [{ type: 'text', text: '3' }] } });
+        expect(await client.call(tools.add.name, addArgs(tools, 1, 2))).toMatchObject({ result: { content: [{ type: 'text', text: tools.add.result(1, 2) }] } });
       });
 
       test('a batch: each message signed and bound to its request', async () => {
         await client.initialize();
         const a = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/list' });
-        const b = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } });
+        const b = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: echo('x') });
         const response = await client.post(`[${a.text},${b.text}]`);
         expect(response.status).toBe(200);
         const texts = await messageTexts(response);
@@ -191,13 +216,14 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const python = new RawClient(server.url, AgentIdentity.fromSeed(seed, { algorithm: 'ML-DSA-65' }), SERVER.did);
         await python.handshake();
         await python.initialize();
-        const text = '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 7.0, "b": 1e-07}}}';
+        const { name: add, a, b } = tools.add;
+        const text = `{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "${add}", "arguments": {"${a}": 7.0, "${b}": 1e-07}}}`;
         const signed = await python.sign(text);
         expect(signed.text).toContain('7.0');
         const response = await python.post(signed.text);
         expect(response.status).toBe(200);
         const messages = await python.verified(response, signed.nonce);
-        expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: '7.0000001' }] } });
+        expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: tools.add.result(7, 1e-7) }] } });
       });
 
       test('variants of the endpoint path are protected too, other methods refused, OPTIONS answered here', async () => {
@@ -253,7 +279,7 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
       });
 
       test('oversized body → 413 body_too_large, and the client reads the answer', async () => {
-        const big = await client.sign({ jsonrpc: '2.0', id: 43, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(100 * 1024) } } });
+        const big = await client.sign({ jsonrpc: '2.0', id: 43, method: 'tools/call', params: echo('x'.repeat(100 * 1024)) });
         await rejected(() => client.post(big.text), 413, 'body_too_large', null);
       });
 
@@ -395,13 +421,13 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         test('the app answers carry the MCP session they belong to (mcp_session_id), and it belongs to this client', async () => {
           await client.initialize();
           expect(client.mcpSessionId).toEqual(expect.any(String));
-          const intruder = new RawClient(server.url, seededIdentity(14), SERVER.did);
+          const intruder = new RawClient(server.url, INTRUDER, SERVER.did);
           await intruder.handshake();
           intruder.mcpSessionId = client.mcpSessionId;
           const signed = await intruder.sign({ jsonrpc: '2.0', id: 58, method: 'tools/list' });
           await expectRejection(await intruder.post(signed.text), 401, 'peer_mismatch', 58, client);
           await expectRejection(await intruder.bodyless('DELETE'), 401, 'peer_mismatch', null, client);
-          expect(await client.call('echo', { text: 'still mine' })).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
+          expect(await client.call(tools.echo.name, echoArgs(tools, 'still mine'))).toMatchObject(echoed('still mine'));
         });
       });
     }
@@ -409,7 +435,7 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
     describe('session expiry', () => {
       let server: ServerUnderTest;
       beforeAll(async () => {
-        server = await start({ json: true, pqc: { identity: SERVER, sessionTtlSec: 1 } });
+        server = await start({ json: true, pqc: { identity: SERVER, sessionTtlSec: ttlSec } });
       });
       afterAll(() => server.close());
 
@@ -417,13 +443,13 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const client = new RawClient(server.url, CLIENT, SERVER.did);
         await client.handshake();
         await client.initialize();
-        await new Promise((resolve) => setTimeout(resolve, 1100));
+        await new Promise((resolve) => setTimeout(resolve, ttlSec * 1000 + 100));
         const signed = await client.sign({ jsonrpc: '2.0', id: 60, method: 'tools/list' });
         const text = await expectRejection(await client.post(signed.text), 401, 'session_expired', 60, client, true);
         expect(await MessageSigner.verifyMessage(text, { peer: client.session.peer })).toMatchObject({ valid: true, inReplyTo: signed.nonce });
         await client.handshake();
         await client.initialize();
-        expect(await client.call('echo', { text: 'again' })).toMatchObject({ result: { content: [{ text: 'again' }] } });
+        expect(await client.call(tools.echo.name, echoArgs(tools, 'again'))).toMatchObject(echoed('again'));
       });
     });
   });

@@ -11,6 +11,7 @@ import type { ServerUnderTest, StartServer, SuiteOptions } from './conformance.j
 import { seededIdentity } from './identities.js';
 import { rawExchange, startMiddlebox, type Middlebox } from './middlebox.js';
 import { MCP_HEADERS, RawClient, initializeMessage } from './raw-client.js';
+import { EXAMPLE_TOOLS, echoArgs } from './tools.js';
 
 const SERVER = seededIdentity(41);
 const CLIENT = seededIdentity(42);
@@ -37,10 +38,14 @@ function toolCalls(server: ServerUnderTest): number {
   return (server.seen ?? []).filter((b) => typeof b === 'object' && b !== null && (b as { method?: string }).method === 'tools/call').length;
 }
 
-const call = (id: number, text = 'x') => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text } } });
-
 /** Runs the hostile suite against the servers `start` gives. */
 export function runHostileSuite(name: string, start: StartServer, features: HostileFeatures): void {
+  const tools = features.tools ?? EXAMPLE_TOOLS;
+  /** A signed-to-be echo call. */
+  const call = (id: number, text = 'x') => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: tools.echo.name, arguments: echoArgs(tools, text) } });
+  /** An echo call on a raw client, and what its answer must hold. */
+  const echo = (client: RawClient, text: string) => client.call(tools.echo.name, echoArgs(tools, text));
+  const echoed = (text: string) => ({ result: { content: [{ text: tools.echo.result(text) }] } });
   describe(`${name}: hostile suite (real bytes over real sockets)`, () => {
     let server: ServerUnderTest;
     let client: RawClient;
@@ -94,7 +99,7 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
         }
       }
       if (server.seen) expect(server.seen.length).toBe(before);
-      expect(await client.call('echo', { text: 'still mine' })).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
+      expect(await echo(client, 'still mine')).toMatchObject(echoed('still mine'));
       await server.close();
     });
 
@@ -118,7 +123,7 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
             return answer!;
           },
         };
-        await expect(sdk.callTool({ name: 'echo', arguments: { text: 'once' } })).rejects.toThrow(/unknown_session/);
+        await expect(sdk.callTool({ name: tools.echo.name, arguments: echoArgs(tools, 'once') })).rejects.toThrow(/unknown_session/);
         box.tamper = {};
         if (server.seen) expect(toolCalls(server) - before).toBe(1);
         expect(box.requests.filter((r) => new TextDecoder().decode(r.body).includes('"once"'))).toHaveLength(1);
@@ -139,7 +144,7 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
       const ended = await oldest.post(signed.text);
       expect(ended.status).toBe(401);
       expect(await ended.text()).toContain('"_pqc"');
-      expect(await client.call('echo', { text: 'unaffected' })).toMatchObject({ result: { content: [{ text: 'unaffected' }] } });
+      expect(await echo(client, 'unaffected')).toMatchObject(echoed('unaffected'));
       const newcomer = new RawClient(server.url, seededIdentity(45), SERVER.did);
       await newcomer.handshake();
       await newcomer.initialize();
@@ -163,7 +168,7 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
         expect(response.status).toBe(401);
         expect(((await response.json()) as { error: { data: { pqc: string } } }).error.data.pqc).toMatch(/^(missing_envelope|unknown_session)$/);
       }
-      expect(await client.call('echo', { text: 'after the flood' })).toMatchObject({ result: { content: [{ text: 'after the flood' }] } });
+      expect(await echo(client, 'after the flood')).toMatchObject(echoed('after the flood'));
     });
 
     test('11. a middlebox adding a query, or moving a signed POST to another path, gets target_mismatch', async () => {

@@ -13,3 +13,4 @@ export * from './mcp-apps-1x.js';
 export * from './sdk-clients.js';
 export * from './exports.js';
 export * from './routing-fuzz.js';
+export * from './tools.js';

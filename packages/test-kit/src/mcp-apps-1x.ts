@@ -48,6 +48,7 @@ export async function openMcpSession<T extends Transport>(
   transports: Map<string, T>,
   enableJsonResponse: boolean,
   create: (options: SessionTransportOptions) => T,
+  extraTools?: (server: McpServer) => void,
 ): Promise<T> {
   const created: T = create({
     sessionIdGenerator: () => crypto.randomUUID(),
@@ -62,7 +63,9 @@ export async function openMcpSession<T extends Transport>(
   created.onclose = () => {
     if (created.sessionId) transports.delete(created.sessionId);
   };
-  await createToolServer1x().connect(created);
+  const server = createToolServer1x();
+  extraTools?.(server);
+  await server.connect(created);
   return created;
 }
 
@@ -70,6 +73,22 @@ export async function openMcpSession<T extends Transport>(
 export interface McpAppOptions {
   /** Answer POSTs with JSON instead of an SSE stream (default false: SSE). */
   enableJsonResponse?: boolean;
+  /** Registers more tools on each session's server (e.g. `slowTool`). */
+  extraTools?: (server: McpServer) => void;
+}
+
+/** A tool `slow(steps)` that reports progress once per step (300 ms apart), then answers: for streams and timeouts. */
+export function slowTool(server: McpServer): void {
+  server.registerTool('slow', { description: 'Reports progress, then answers', inputSchema: { steps: z.number() } }, async ({ steps }, extra) => {
+    const token = extra._meta?.progressToken;
+    for (let i = 1; i <= steps; i++) {
+      if (token !== undefined) {
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return { content: [{ type: 'text', text: `done after ${steps} steps` }] };
+  });
 }
 
 /** A stateful MCP endpoint over web standards: `(request, parsedBody) => Response`. */
@@ -85,7 +104,7 @@ export function createWebMcpApp1x(options: McpAppOptions = {}): (request: Reques
           { status: 400 },
         );
       }
-      transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new WebStandardStreamableHTTPServerTransport(o));
+      transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new WebStandardStreamableHTTPServerTransport(o), options.extraTools);
     }
     return transport.handleRequest(request, { parsedBody, authInfo });
   };

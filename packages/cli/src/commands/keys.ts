@@ -1,6 +1,6 @@
 /** `pqc-mcp keygen` and `pqc-mcp identity`. */
 import { open, unlink } from 'node:fs/promises';
-import { AgentIdentity, ALGORITHMS, isAlgorithm } from '@pqc-mcp/core';
+import { AgentIdentity, ALGORITHMS, DEFAULT_ALGORITHM, type Algorithm } from '@pqc-mcp/core';
 import { EXIT, CliError, fsReason, loadAnyIdentity, parse, required, usage, warnIfExposed, type Io } from '../util.js';
 
 export async function keygen(args: string[], io: Io): Promise<number> {
@@ -16,8 +16,8 @@ export async function keygen(args: string[], io: Io): Promise<number> {
     0,
   );
   const out = required(values.out, '--out', 'keygen');
-  const algorithm = values.algorithm ?? 'ML-DSA-65';
-  if (!isAlgorithm(algorithm)) throw usage(`--algorithm must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`, 'keygen');
+  const algorithm = (values.algorithm ?? DEFAULT_ALGORITHM) as Algorithm;
+  if (!ALGORITHMS.includes(algorithm)) throw usage(`--algorithm must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`, 'keygen');
   if (values.name !== undefined && values.name.trim() === '') throw usage('--name must not be empty', 'keygen');
   const identity = AgentIdentity.create(values.name ?? 'agent', { algorithm });
 

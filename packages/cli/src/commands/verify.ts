@@ -1,21 +1,6 @@
 /** `pqc-mcp verify`: checks a captured signed message offline. */
-import {
-  AgentIdentity,
-  MessageSigner,
-  PUBLIC_KEY_BYTES,
-  PeerIdentity,
-  isLowerHex,
-  parseLossless,
-  parseTimestamp,
-  serializeJson,
-  type Algorithm,
-  type VerificationResult,
-} from '@pqc-mcp/core';
+import { ALGORITHMS, AgentIdentity, MessageSigner, PeerIdentity, canonicalJson, parseLossless, type VerificationResult } from '@pqc-mcp/core';
 import { EXIT, didArg, loadAnyIdentity, parse, profilesArg, readTextFile, secondsArg, usage, type Io } from '../util.js';
-
-const KEY_ALGORITHM = new Map<number, Algorithm>(
-  (Object.entries(PUBLIC_KEY_BYTES) as [Algorithm, number][]).map(([algorithm, bytes]) => [bytes * 2, algorithm]),
-);
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -23,12 +8,24 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The key of whichever algorithm accepts `hex` (core checks each key's length). */
+function peerOfKey(hex: string): PeerIdentity | undefined {
+  for (const algorithm of ALGORITHMS) {
+    try {
+      return new PeerIdentity(algorithm, hex);
+    } catch {
+      // another algorithm's key length
+    }
+  }
+  return undefined;
+}
+
 /** The peer given by `--peer-key`: lowercase hex (the algorithm follows from its length) or an identity file. */
 async function peerFromKey(value: string): Promise<PeerIdentity> {
-  if (isLowerHex(value)) {
-    const algorithm = KEY_ALGORITHM.get(value.length);
-    if (!algorithm) throw usage(`--peer-key: a hex public key has ${[...KEY_ALGORITHM.keys()].join(', ')} hex characters, got ${value.length}`, 'verify');
-    return new PeerIdentity(algorithm, value);
+  if (/^[0-9a-f]+$/.test(value)) {
+    const peer = peerOfKey(value);
+    if (!peer) throw usage(`--peer-key: ${value.length} hex characters is not an ML-DSA public key of ${ALGORITHMS.join(', ')}`, 'verify');
+    return peer;
   }
   if (/^[0-9a-fA-F]{64,}$/.test(value)) throw usage('--peer-key: hex must be lowercase', 'verify');
   const id = await loadAnyIdentity(value, 'verify');
@@ -43,7 +40,7 @@ export function messagesOf(text: string): string[] {
     if (trimmed.startsWith('[')) {
       try {
         const tree = parseLossless(trimmed);
-        if (Array.isArray(tree)) return tree.map((element) => serializeJson(element));
+        if (Array.isArray(tree)) return tree.map((element) => canonicalJson(element));
       } catch {
         // Not JSON: verified as is, so the verdict says malformed_json.
       }
@@ -73,7 +70,7 @@ function describe(result: VerificationResult, io: Io, prefix: string): void {
   const method = result.message && typeof result.message.method === 'string' ? result.message.method : null;
   if (method) io.out(`  method:      ${method}`);
   if (result.timestamp) {
-    const age = Math.round((Date.now() - parseTimestamp(result.timestamp)) / 1000);
+    const age = Math.round((Date.now() - Date.parse(result.timestamp)) / 1000);
     io.out(`  timestamp:   ${result.timestamp} (${age >= 0 ? `${age} s ago` : `${-age} s in the future`})`);
   }
   if (result.sessionId) io.out(`  session_id:  ${result.sessionId}`);
