@@ -141,3 +141,42 @@ export async function rawExchange(port: number, bytes: string | Uint8Array, ms =
     });
   });
 }
+
+/**
+ * A client that sends a whole request before it reads anything (as simple clients and many proxies do): `head` and
+ * `body` are written with reading paused, the client waits until every byte was accepted and `settleMs` more, then
+ * reads what the server left it. A server that closes its socket while body bytes are still arriving resets the
+ * connection, and the reset discards an answer the client had not read yet: this client then reads nothing.
+ */
+export async function sendAllThenRead(port: number, head: string, body: Uint8Array, settleMs = 200, ms = 10_000): Promise<{ text: string; error?: string }> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    let text = '';
+    let error: string | undefined;
+    let done = false;
+    const socket = connect(port, '127.0.0.1');
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(error === undefined ? { text } : { text, error });
+    };
+    const timer = setTimeout(finish, ms);
+    socket.pause();
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error ??= err.code ?? err.message;
+      // A write failed (the server went away): what it had sent may still be readable.
+      socket.resume();
+    });
+    socket.on('end', finish);
+    socket.on('close', finish);
+    socket.on('connect', () => {
+      socket.write(head);
+      socket.write(body, () => {
+        setTimeout(() => socket.resume(), settleMs);
+      });
+    });
+  });
+}
