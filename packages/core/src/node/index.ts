@@ -4,7 +4,7 @@
  * entry (which must bundle for workerd).
  */
 export { handleNodeRequest, type NodeRequestOptions, type NodeRunApp } from './handle.js';
-export { nodeRequestTarget, nodeRequestUrl, toWebRequest } from './request.js';
+export { lingerOnUnreadBody, nodeRequestTarget, nodeRequestUrl, toWebRequest } from './request.js';
 export { captureNodeResponse, sendWebResponse } from './response.js';
 export { resolveCryptoPool, type CryptoPoolOption, type NodeServerOptions } from './crypto-pool.js';
 export {
