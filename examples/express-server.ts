@@ -7,7 +7,7 @@
  * PQC_JSON, PQC_REDIS_URL). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`.
  */
 import type { AddressInfo } from 'node:net';
-import { resolveCryptoPool } from '@pqc-mcp/core/node';
+import { applyKeepAliveTimeout, resolveCryptoPool } from '@pqc-mcp/core/node';
 import { storeFromEnv } from '@pqc-mcp/redis';
 import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';
 import { createExpressApp } from './shared/express-app.js';
@@ -22,6 +22,8 @@ const server = app.listen(env.port, '127.0.0.1', (err?: Error) => {
   printReady((server.address() as AddressInfo).port, env.identity.did);
   printBackend(typeof handlerOptions.backend === 'object' ? handlerOptions.backend.name : env.identity.backend.name);
 });
+// Idle connections stay open longer than clients and proxies keep them (Node's 5 s would reset the odd request).
+applyKeepAliveTimeout(server);
 
 onShutdown(async () => {
   server.closeAllConnections();

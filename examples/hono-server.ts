@@ -14,6 +14,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
+import { applyKeepAliveTimeout } from '@pqc-mcp/core/node';
 import { storeFromEnv } from '@pqc-mcp/redis';
 import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';
 import { createHonoApp } from './shared/hono-app.js';
@@ -26,6 +27,8 @@ const server = serve({ fetch: app.fetch, port: env.port, hostname: '127.0.0.1' }
   printReady(info.port, env.identity.did);
   printBackend(env.identity.backend.name);
 }) as Server;
+// Idle connections stay open longer than clients and proxies keep them (Node's 5 s would reset the odd request).
+applyKeepAliveTimeout(server);
 
 onShutdown(async () => {
   await new Promise<void>((resolve, reject) => {

@@ -83,7 +83,7 @@ Options:
   --clock-skew SEC        allowed clock difference with clients (default 300)
   --request-timeout SEC   longest time a client may take to send a request, headers and body (default 30);
                           answers (SSE streams included) are never cut by it
-  --keep-alive-timeout SEC  how long an idle kept-alive connection stays open (default 5)
+  --keep-alive-timeout SEC  how long an idle kept-alive connection stays open (default 65: longer than clients' and proxies')
 
 stdio upstream options (--upstream-command):
   --upstream-env NAME     pass this variable of the gateway's environment to the server (repeat; by default

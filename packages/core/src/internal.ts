@@ -10,3 +10,4 @@ export { transformEventStream } from './sse.js';
 export { DEFAULT_MAX_NONCES_PER_SESSION, MCP_SESSION_HEADER, nonceRetentionSec } from './protocol.js';
 export { routeKey, originForm } from './server/route.js';
 export { isPQCHandler } from './server/index.js';
+export { isLingeringRequest, lingerOnUnreadBody, type LingeringRequest, type LingeringSocket } from './linger.js';

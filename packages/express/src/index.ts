@@ -10,7 +10,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
 export { AgentIdentity, pqcAuthInfo, type PQCAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
-export type { CryptoPoolOption } from '@pqc-mcp/core/node';
+export { applyKeepAliveTimeout, type CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of `pqcMiddleware`: core's server options plus `cryptoPool` (sign and verify in worker threads). */
 export type PQCExpressOptions = NodeServerOptions;

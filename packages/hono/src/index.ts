@@ -7,6 +7,7 @@
  */
 import { isPQCHandler } from '@pqc-mcp/core/internal';
 import { createPQCHandler, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+import { isLingeringRequest, lingerOnUnreadBody } from '@pqc-mcp/core/internal';
 import type { MiddlewareHandler } from 'hono';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
@@ -45,9 +46,11 @@ export function pqc(options: PQCHonoOptions | PQCHandler): MiddlewareHandler<{ V
     if (handled.has(c)) return next();
     if (handler.route(c.req.path) === undefined) return next();
     handled.add(c);
+    let ranApp = false;
     const response = await handler.handle(
       c.req.raw,
       async (request, parsedBody, context) => {
+        ranApp = true;
         if (request !== c.req.raw) {
           c.req.raw = request; // the verified request: same URL and headers, body without `_pqc`
           c.req.bodyCache = {};
@@ -59,6 +62,13 @@ export function pqc(options: PQCHonoOptions | PQCHandler): MiddlewareHandler<{ V
       },
       { routedPath: c.req.path },
     );
+    // On Node (@hono/node-server puts the IncomingMessage in c.env.incoming), an answer given without reading the
+    // whole body (a rejection, a 413) must not reset the connection while the body still arrives: the rest is read and
+    // dropped, and Node's close after a `Connection: close` answer becomes a half close until it is in.
+    if (!ranApp) {
+      const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+      if (isLingeringRequest(incoming)) lingerOnUnreadBody(incoming);
+    }
     // Assigning c.res over an existing response copies its headers onto the new one, a stale content-length
     // included; clearing it first makes core's response go out exactly as core built it.
     c.res = undefined;

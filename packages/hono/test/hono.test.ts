@@ -10,7 +10,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { createHonoApp } from '../../../examples/shared/hono-app.js';
-import { createWebMcpApp1x, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createWebMcpApp1x, requestAfterIdle, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { applyKeepAliveTimeout } from '@pqc-mcp/core/node';
 import { pqcFetch, type FetchLike } from '@pqc-mcp/core';
 import { AuditLog, MemorySessionStore } from '@pqc-mcp/core';
 import { AgentIdentity, pqc, type PQCRequestContext, type PQCVariables } from '../src/index.js';
@@ -320,4 +321,39 @@ describe('Hono routing never hands a protected route an unverified request', () 
     expect(response.status).toBe(401);
     expect(mcp).not.toHaveBeenCalled();
   });
+});
+
+describe('keep-alive on @hono/node-server (examples/hono-server.ts)', () => {
+  // A request sent on a connection left idle as long as Node keeps one by default (5 s + 1 s), made to arrive just as
+  // the server's idle timer fires (see requestAfterIdle): what a proxy or an agent without an idle timeout does.
+  const INFO = 'GET /mcp/pqc/handshake HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n';
+  const serveExample = async (keepAlive: boolean) => {
+    const { app, close } = createHonoApp({ pqc: { identity: serverIdentity } });
+    const server = await new Promise<ServerType>((resolve) => {
+      const s: ServerType = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    if (keepAlive) applyKeepAliveTimeout(server as import('node:http').Server);
+    return {
+      port: (server.address() as AddressInfo).port,
+      close: async () => {
+        (server as import('node:http').Server).closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await close();
+      },
+    };
+  };
+
+  test('with Node defaults the request is reset unanswered; with applyKeepAliveTimeout it is answered', async () => {
+    for (const keepAlive of [false, true]) {
+      const running = await serveExample(keepAlive);
+      try {
+        const { first, second, error } = await requestAfterIdle(running.port, INFO, 6000);
+        expect(first).toMatch(/^HTTP\/1\.1 200 /);
+        if (keepAlive) expect({ status: second.slice(0, 12), error }).toEqual({ status: 'HTTP/1.1 200', error: undefined });
+        else expect({ second, error }).toEqual({ second: '', error: 'ECONNRESET' });
+      } finally {
+        await running.close();
+      }
+    }
+  }, 30_000);
 });

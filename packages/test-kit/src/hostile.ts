@@ -9,7 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { MemorySessionStore, PQCHandshake, PQCTransportError, pqcFetch, type SessionStore } from '@pqc-mcp/core';
 import type { ServerUnderTest, StartServer, SuiteOptions } from './conformance.js';
 import { seededIdentity } from './identities.js';
-import { rawExchange, startMiddlebox, type Middlebox } from './middlebox.js';
+import { rawExchange, sendAllThenRead, startMiddlebox, type Middlebox } from './middlebox.js';
 import { MCP_HEADERS, RawClient, initializeMessage } from './raw-client.js';
 import { EXAMPLE_TOOLS, echoArgs } from './tools.js';
 
@@ -215,6 +215,38 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
           const response = await sender.post(big.text, { connection: 'close' });
           expect(response.status).toBe(413);
           expect(await response.json()).toMatchObject({ error: { data: { pqc: 'body_too_large' } } });
+        }
+      } finally {
+        await small.close();
+      }
+    });
+
+    test('an oversized body from a client that writes it all before reading: the 413 is still there to read', async () => {
+      // Node answers `Connection: close` by closing the socket as soon as the answer is written; with the body still
+      // arriving, that close is a reset, and the reset throws away the answer the client has not read yet.
+      const small = await start({ json: true, pqc: { identity: SERVER, maxBodyBytes: 32 * 1024 } });
+      try {
+        const sender = new RawClient(small.url, CLIENT, SERVER.did);
+        await sender.handshake();
+        // More than loopback's socket buffers hold, so that the body is still arriving when the answer is written (the
+        // server refuses it unread: the declared length is over the limit, or the limit is found while reading).
+        const big = Buffer.alloc(12 * 1024 * 1024, 'y');
+        const { host, pathname } = new URL(small.url);
+        const head = (framing: string, connection: string) =>
+          `POST ${pathname} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nAccept: ${MCP_HEADERS.accept}\r\n` +
+          `PQC-Session: ${sender.session.sessionId}\r\n${framing}\r\n${connection}\r\n`;
+        const chunked = Buffer.concat([Buffer.from(`${big.length.toString(16)}\r\n`), big, Buffer.from('\r\n0\r\n\r\n')]);
+        const cases = [
+          { name: 'declared length, kept alive', head: head(`Content-Length: ${big.length}`, ''), body: big },
+          { name: 'declared length, Connection: close', head: head(`Content-Length: ${big.length}`, 'Connection: close\r\n'), body: big },
+          { name: 'chunked (the limit is found while reading)', head: head('Transfer-Encoding: chunked', ''), body: chunked },
+        ];
+        for (const c of cases) {
+          for (let i = 0; i < 3; i++) {
+            const { text, error } = await sendAllThenRead(portOf(small.url), c.head, c.body);
+            expect({ case: c.name, status: statusOf(text), error }).toEqual({ case: c.name, status: 413, error: undefined });
+            expect(text).toContain('"body_too_large"');
+          }
         }
       } finally {
         await small.close();

@@ -141,3 +141,95 @@ export async function rawExchange(port: number, bytes: string | Uint8Array, ms =
     });
   });
 }
+
+/**
+ * A client that sends a whole request before it reads anything (as simple clients and many proxies do): `head` and
+ * `body` are written with reading paused, the client waits until every byte was accepted and `settleMs` more, then
+ * reads what the server left it. A server that closes its socket while body bytes are still arriving resets the
+ * connection, and the reset discards an answer the client had not read yet: this client then reads nothing.
+ */
+export async function sendAllThenRead(port: number, head: string, body: Uint8Array, settleMs = 200, ms = 10_000): Promise<{ text: string; error?: string }> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    let text = '';
+    let error: string | undefined;
+    let done = false;
+    const socket = connect(port, '127.0.0.1');
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(error === undefined ? { text } : { text, error });
+    };
+    const timer = setTimeout(finish, ms);
+    socket.pause();
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error ??= err.code ?? err.message;
+      // A write failed (the server went away): what it had sent may still be readable.
+      socket.resume();
+    });
+    socket.on('end', finish);
+    socket.on('close', finish);
+    socket.on('connect', () => {
+      socket.write(head);
+      socket.write(body, () => {
+        setTimeout(() => socket.resume(), settleMs);
+      });
+    });
+  });
+}
+
+/**
+ * Two requests on one kept-alive connection, the second written when the connection has been idle for `idleMs`, and
+ * this thread then blocked until `blockMs` past that moment, from a setImmediate callback: in the next turn of the
+ * event loop the timers run before the sockets are read, so a server (in this process) whose idle timeout is
+ * `idleMs` closes the connection with the request unread, exactly as when a request and the server's close cross on
+ * the wire. Deterministic: no race left to chance. Returns both raw answers and the error the second one met.
+ */
+export async function requestAfterIdle(port: number, request: string, idleMs: number, blockMs = 150): Promise<{ first: string; second: string; error?: string }> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    let buffer = '';
+    let first: string | undefined;
+    let error: string | undefined;
+    let done = false;
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    const finish = () => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      resolve({ first: first ?? buffer, second: first === undefined ? '' : buffer, ...(error === undefined ? {} : { error }) });
+    };
+    /** Whether `buffer` holds one whole answer (with a Content-Length, as the requests of the suites get). */
+    const whole = () => {
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end < 0) return false;
+      const length = /\r\ncontent-length:\s*(\d+)/i.exec(buffer.slice(0, end))?.[1];
+      return length !== undefined && buffer.length - end - 4 >= Number(length);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      if (first === undefined && whole()) {
+        first = buffer;
+        buffer = '';
+        const answered = performance.now();
+        setTimeout(() => {
+          setImmediate(() => {
+            socket.write(request);
+            while (performance.now() < answered + idleMs + blockMs) {
+              // Blocked, as a busy server is, while the idle timeout comes due.
+            }
+            setTimeout(finish, 1000);
+          });
+        }, Math.max(0, idleMs - 100));
+      } else if (first !== undefined && whole()) finish();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error ??= err.code ?? err.message;
+      finish();
+    });
+    socket.on('close', finish);
+  });
+}

@@ -17,7 +17,7 @@ import {
   type Profile,
   type SessionStore,
 } from '@pqc-mcp/core';
-import { lingerOnUnreadBody, nodeRequestTarget, resolveCryptoPool, sendWebResponse, toWebRequest, type WorkerPoolBackend } from '@pqc-mcp/core/node';
+import { KEEP_ALIVE_TIMEOUT_MS, lingerOnUnreadBody, nodeRequestTarget, resolveCryptoPool, sendWebResponse, toWebRequest, type WorkerPoolBackend } from '@pqc-mcp/core/node';
 import type { RequestLog } from '../log.js';
 import { INTERNAL_ERROR, jsonRpcErrorResponse, type Upstream } from './upstream.js';
 
@@ -34,7 +34,8 @@ export interface GatewayTimeouts {
   keepAliveMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: GatewayTimeouts = { requestMs: 30_000, headersMs: 20_000, keepAliveMs: 5_000 };
+// Idle connections are kept longer than clients and proxies keep theirs (core's KEEP_ALIVE_TIMEOUT_MS, not Node's 5 s).
+export const DEFAULT_TIMEOUTS: GatewayTimeouts = { requestMs: 30_000, headersMs: 20_000, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS };
 
 export interface GatewayOptions {
   upstream: Upstream;
@@ -208,8 +209,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       flight.own = { verdict: 'error', reason: 'internal' };
       response = jsonRpcErrorResponse(500, null, INTERNAL_ERROR, 'Internal error in the gateway');
     }
-    await sendWebResponse(res, response);
+    // Answered without reading the whole body: drop the rest while it arrives, set up before the answer is written so
+    // the close that follows is a half close and the client reads the answer (core's node glue does the same).
     if (!ranApp) lingerOnUnreadBody(req);
+    await sendWebResponse(res, response);
   }
 
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;

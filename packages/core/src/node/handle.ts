@@ -36,7 +36,11 @@ export async function handleNodeRequest(
     },
     { target: nodeRequestTarget(req), routedPath: options.routedPath },
   );
-  if (!ranApp) options.beforeDirectResponse?.();
+  if (!ranApp) {
+    options.beforeDirectResponse?.();
+    // The core answered without reading the whole body: read and drop the rest, and turn the close that may follow
+    // the answer into a half close while it arrives. Before the answer is written, so Node's close finds it in place.
+    lingerOnUnreadBody(req);
+  }
   await sendWebResponse(res, response);
-  if (!ranApp) lingerOnUnreadBody(req);
 }

@@ -6,6 +6,7 @@
 export { handleNodeRequest, type NodeRequestOptions, type NodeRunApp } from './handle.js';
 export { lingerOnUnreadBody, nodeRequestTarget, nodeRequestUrl, toWebRequest } from './request.js';
 export { captureNodeResponse, sendWebResponse } from './response.js';
+export { applyKeepAliveTimeout, KEEP_ALIVE_TIMEOUT_MS, type KeepAliveTimeoutOptions } from './keep-alive.js';
 export { resolveCryptoPool, type CryptoPoolOption, type NodeServerOptions } from './crypto-pool.js';
 export {
   CryptoPoolError,

@@ -1,6 +1,9 @@
 /** A Node `IncomingMessage` as the web `Request` the core reads, and the request target and routed path it needs. */
 import type { IncomingMessage } from 'node:http';
+import { lingerOnUnreadBody } from '../linger.js';
 import { originForm } from '../server/route.js';
+
+export { lingerOnUnreadBody };
 
 /** Host header values that cannot change how the URL parses (`a/b`, `a#`, `a?` or `a\\b` would move the path). */
 const SAFE_HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -74,39 +77,4 @@ export function toWebRequest(req: IncomingMessage, body?: Uint8Array): Request {
     init = body !== undefined ? (body as Uint8Array<ArrayBuffer>) : bodyStream(req);
   }
   return new Request(nodeRequestUrl(req), { method, headers, body: init, duplex: 'half' } as RequestInit);
-}
-
-const lingering = new WeakSet<IncomingMessage>();
-
-/** Bytes of a request body that keep arriving after the answer was sent are read and dropped up to this bound. */
-const LINGER_BYTES = 16 * 1024 * 1024;
-/** ... and for at most this long. */
-const LINGER_MS = 10_000;
-
-/**
- * After an early answer (a rejection, a 413) the client may still be sending its body. Closing the socket then would
- * reset the connection and the client could lose the answer before reading it: the rest of the body is read and
- * dropped instead, within a bound, after which the connection is cut.
- */
-export function lingerOnUnreadBody(req: IncomingMessage): void {
-  if (req.complete || req.destroyed || lingering.has(req)) return;
-  lingering.add(req);
-  let received = 0;
-  const stop = () => {
-    clearTimeout(timer);
-    req.off('data', count);
-    req.socket.destroy();
-  };
-  const count = (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > LINGER_BYTES) stop();
-  };
-  const timer = setTimeout(stop, LINGER_MS);
-  timer.unref();
-  req.on('data', count);
-  req.once('end', () => {
-    clearTimeout(timer);
-    req.off('data', count);
-  });
-  req.resume();
 }
