@@ -77,18 +77,20 @@ export interface AppOptions {
    * is the test kit's stateful 1.x app (MCP sessions live in the app, their owners in the PQC store).
    */
   sdk?: ServerSdk;
-  /** Answer with JSON rather than SSE where the SDK can (default true). */
+  /**
+   * 1.x: answer POSTs with JSON rather than SSE (default true). v2: `true` is `responseMode: 'json'`; by default
+   * `'auto'`, which answers JSON until a tool streams (and does not warn that JSON drops mid-call notifications).
+   */
   json?: boolean;
 }
 
 /** The MCP SDK app `options` name, and what closes it. */
 export function mcpApp(options: Omit<AppOptions, 'app'> = {}): { app: WebApp; close(): Promise<void> } {
-  const json = options.json ?? true;
   if (options.sdk === '1.x') {
-    const app = createWebMcpApp1x({ enableJsonResponse: json });
+    const app = createWebMcpApp1x({ enableJsonResponse: options.json ?? true });
     return { app: (request, body) => app(request, body), close: async () => {} };
   }
-  const handler = createMcpApp({ responseMode: json ? 'json' : 'auto' });
+  const handler = createMcpApp({ responseMode: options.json ? 'json' : 'auto' });
   return {
     app: (request, body, context) => handler.fetch(request, { parsedBody: body, authInfo: pqcAuthInfo(context) }),
     close: () => handler.close(),
