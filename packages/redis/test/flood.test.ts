@@ -49,10 +49,15 @@ afterAll(async () => {
   await redis.close();
 });
 
+/**
+ * A store on a prefix of its own. The floods load this process (client and server share it), so a command may wait for
+ * the event loop longer than the default 1 s deadline: these tests are about bounds, not latency (outage.test.ts
+ * checks the deadline), and a generous one keeps a busy machine from turning into store_unavailable.
+ */
 function redisStore(options: Partial<RedisSessionStoreOptions> = {}): RedisSessionStore {
   const keyPrefix = uniquePrefix('flood');
   prefixes.push(keyPrefix);
-  return new RedisSessionStore({ url: REDIS_URL, keyPrefix, ...options });
+  return new RedisSessionStore({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 10_000, ...options });
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -228,8 +233,8 @@ describe('a handshake flood from fresh identities past maxSessions', () => {
           activeCalls++;
         }
         // Nobody is locked out: a full table ends the least recently used session instead of refusing (§9).
-        expect(result.ok).toBe(N);
         expect(result.refused).toEqual({});
+        expect(result.ok).toBe(N);
         const seen = server.seen.length;
         const late = async (client: RawClient) => {
           const signed = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: { name: 'echo', arguments: {} } });
@@ -307,8 +312,8 @@ describe('a handshake flood from fresh identities past maxSessions', () => {
 });
 
 describe('one key opening sessions without end', () => {
-  const N = 2000;
-  const MAX_ENDED = 200;
+  const N = 1000;
+  const MAX_ENDED = 100;
 
   test(`${N} handshakes of one key on Redis: only its own sessions end, others keep theirs, what Redis holds stays bounded`, async () => {
     const store = redisStore({ maxEndedSessions: MAX_ENDED });
@@ -339,7 +344,7 @@ describe('one key opening sessions without end', () => {
 });
 
 describe('an unauthenticated flood writes nothing to Redis and ends nobody\'s session', () => {
-  const N = 1000;
+  const N = 600;
   let store: RedisSessionStore;
   let server: TestServer;
   let victims: RawClient[];
