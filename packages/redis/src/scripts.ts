@@ -8,8 +8,10 @@
  *
  * Redis Cluster: the keys of one session carry the hash tag `{<session id>}`, so they are in one slot. The
  * server-request commands touch that slot only; `RECORD_NONCE` touches it and the global `live` set, `END_SESSION`
- * it and `live` and `expiry`. `CREATE_SESSION` is cross-slot by nature: the global `live` and `expiry` sets,
- * the client's set, and the records of the sessions it ends (whose key names it builds from the prefix, undeclared).
+ * it and `live`, `expiry` and `retained`, and the session's client set (named from the prefix and the DID in the
+ * session's hash, undeclared). `CREATE_SESSION` is cross-slot by nature: the global `live`, `expiry` and `retained`
+ * sets, client sets, and the records of the sessions it ends or forgets (whose key names it builds from the prefix,
+ * undeclared).
  * That is allowed on a single Redis (or a primary with replicas, Sentinel), not on a cluster. A cluster design must:
  * keep every script on one slot; move "last used" into the session's own hash (recordNonce then touches one slot, and
  * stays one round trip); keep the limits in index keys of their own slot (a `{<prefix>index}` tag for the global
@@ -33,9 +35,12 @@ function script(source: string): LuaScript {
 
 /**
  * Shared by the scripts. A session is a hash (`record`: the JSON of `serializeSessionRecord`, written once;
- * `exp`: expiresAt; `ret`: the retention, ms; `ended`: endedAt, once ended; `floor`: the nonce floor; `seq`: the
- * nonce arrival counter) beside its nonce ZSET (nonce -> arrival number) and nonce hash (nonce -> "<signed time>
- * <expiry>"). The three keys expire together, when the record may be forgotten (`recordRetainedUntil` of core).
+ * `peer`: the client's DID; `exp`: expiresAt; `ret`: the retention, ms; `ended`: endedAt, once ended; `floor`: the
+ * nonce floor; `seq`: the nonce arrival counter) beside its nonce ZSET (nonce -> arrival number) and nonce hash (nonce
+ * -> "<signed time> <expiry>"). The three keys expire together, when the record may be forgotten (`recordRetainedUntil`
+ * of core). A live session is in the global `live` and `expiry` sets and in its client's set; once ended or expired it
+ * leaves them for the `retained` set (session id -> when its record may be forgotten), which bounds how many such
+ * records are kept.
  */
 const COMMON = `
 local function retained_until(exp, ended, ret)
@@ -52,22 +57,45 @@ local function ttl_until(t, now)
   return ttl
 end
 
+-- Extends a global set's TTL to reach time t.
+local function reach(key, t, now)
+  local want = ttl_until(t, now)
+  if redis.call('PTTL', key) < want then redis.call('PEXPIRE', key, want) end
+end
+
+-- A session leaves its client's set (the set goes with its last member).
+local function leave_client(prefix, peer, sid)
+  if not peer then return end
+  local c = prefix .. 'c:' .. peer
+  redis.call('ZREM', c, sid)
+  if redis.call('ZCARD', c) == 0 then redis.call('DEL', c) end
+end
+
+-- A record no longer live is kept until t: it joins the retained set, which the bound on such records reads.
+local function retain(retained, sid, t, now)
+  redis.call('ZADD', retained, t, sid)
+  reach(retained, t, now)
+end
+
 -- Marks a live or expired session ended (keys s, n, t of one session) and re-times its keys: its record and nonces
 -- are kept until its expiry and at least the retention after it ended. Always drops it from the live sets.
 -- False when there is nothing to end: no record, already ended, or past its retention.
-local function end_session(s, n, t, live, expiry, sid, now, min_ret)
+local function end_session(s, n, t, live, expiry, retained, prefix, sid, now, min_ret)
   redis.call('ZREM', live, sid)
   redis.call('ZREM', expiry, sid)
-  local f = redis.call('HMGET', s, 'exp', 'ret', 'ended')
+  local f = redis.call('HMGET', s, 'exp', 'ret', 'ended', 'peer')
   local exp, ret = tonumber(f[1]), tonumber(f[2])
   if not exp or not ret or f[3] then return false end
   if retained_until(exp, nil, ret) <= now then return false end
+  leave_client(prefix, f[4], sid)
   if min_ret > ret then ret = min_ret end
   redis.call('HSET', s, 'ended', now, 'ret', ret)
-  local ttl = ttl_until(retained_until(exp, now, ret), now)
+  local until_t = retained_until(exp, now, ret)
+  local ttl = ttl_until(until_t, now)
   redis.call('PEXPIRE', s, ttl)
   redis.call('PEXPIRE', n, ttl)
   redis.call('PEXPIRE', t, ttl)
+  retain(retained, sid, until_t, now)
   return true
 end
 `;
@@ -75,29 +103,43 @@ end
 /**
  * Opens a session, first ending what the limits require (docs/PROTOCOL.md §9), never refusing.
  * KEYS: live ZSET (session id -> last used), expiry ZSET (session id -> expiresAt), the client's ZSET (session id ->
- *       createdAt), the new session's hash, nonce ZSET and nonce hash.
+ *       createdAt), the new session's hash, nonce ZSET and nonce hash, the retained ZSET (session id -> when its
+ *       record may be forgotten).
  * ARGV: key prefix, now, session id, record JSON, expiresAt, createdAt, retention (ms), maxSessions,
- *       maxSessionsPerClient, endedAt ('' unless the record is ended already).
+ *       maxSessionsPerClient, endedAt ('' unless the record is ended already), maxEndedSessions, the client's DID.
  * Returns -1 when a session with this id exists already, else the ids of the sessions it ended.
  *
- * 1. Expired sessions leave the live sets (their records stay for the retention).
+ * 1. Expired sessions leave the live sets and their client's set for the retained set (their records stay for the
+ *    retention).
  * 2. The client's set is pruned of what is no longer live; while the client has `maxSessionsPerClient` live
  *    sessions its oldest (by createdAt) is ended.
  * 3. While the store has `maxSessions` live sessions the least recently used (lowest `live` score) is ended.
  * 4. The record is written, with a TTL at its retention; if live, it joins the three sets, whose TTLs reach the
- *    latest expiry of their members.
+ *    latest expiry of their members; if not, the retained set.
+ * 5. Past `maxEndedSessions` records of ended or expired sessions, those that would be forgotten first are forgotten
+ *    now (their sessions become unknown: nothing of theirs is accepted, their clients handshake anew).
  */
 export const CREATE_SESSION = script(`${COMMON}
 local prefix, now, sid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
-local function end_other(id)
+local function keys_of(id)
   local base = prefix .. '{' .. id .. '}:'
-  return end_session(base .. 's', base .. 'n', base .. 't', KEYS[1], KEYS[2], id, now, 0)
+  return base .. 's', base .. 'n', base .. 't'
+end
+local function end_other(id)
+  local s, n, t = keys_of(id)
+  return end_session(s, n, t, KEYS[1], KEYS[2], KEYS[7], prefix, id, now, 0)
 end
 local ended = {}
 
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, id in ipairs(gone) do redis.call('ZREM', KEYS[1], id) end
+for _, id in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], id)
+  local f = redis.call('HMGET', (keys_of(id)), 'exp', 'ret', 'ended', 'peer')
+  local exp, ret = tonumber(f[1]), tonumber(f[2])
+  leave_client(prefix, f[4], id)
+  if exp and ret and not f[3] and retained_until(exp, nil, ret) > now then retain(KEYS[7], id, retained_until(exp, nil, ret), now) end
+end
 if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
 
 local mine = {}
@@ -123,16 +165,25 @@ end
 local exp, ret = tonumber(ARGV[5]), tonumber(ARGV[7])
 local ended_at = tonumber(ARGV[10])
 redis.call('DEL', KEYS[5], KEYS[6])
-redis.call('HSET', KEYS[4], 'record', ARGV[4], 'exp', ARGV[5], 'ret', ARGV[7], 'seq', 0)
+redis.call('HSET', KEYS[4], 'record', ARGV[4], 'peer', ARGV[12], 'exp', ARGV[5], 'ret', ARGV[7], 'seq', 0)
 if ended_at then redis.call('HSET', KEYS[4], 'ended', ARGV[10]) end
-redis.call('PEXPIRE', KEYS[4], ttl_until(retained_until(exp, ended_at, ret), now))
+local until_t = retained_until(exp, ended_at, ret)
+redis.call('PEXPIRE', KEYS[4], ttl_until(until_t, now))
 if exp > now and not ended_at then
   redis.call('ZADD', KEYS[1], now, sid)
   redis.call('ZADD', KEYS[2], ARGV[5], sid)
   redis.call('ZADD', KEYS[3], ARGV[6], sid)
-  local want = ttl_until(exp, now)
-  for k = 1, 3 do
-    if redis.call('PTTL', KEYS[k]) < want then redis.call('PEXPIRE', KEYS[k], want) end
+  for k = 1, 3 do reach(KEYS[k], exp, now) end
+else
+  retain(KEYS[7], sid, until_t, now)
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
+local excess = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[11])
+if excess > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[7], 0, excess - 1)) do
+    redis.call('DEL', keys_of(id))
+    redis.call('ZREM', KEYS[7], id)
   end
 end
 return ended
@@ -140,12 +191,14 @@ return ended
 
 /**
  * Ends a session its client asked to end.
- * KEYS: the session's hash, nonce ZSET and nonce hash; live ZSET, expiry ZSET.
- * ARGV: now, session id, retention (ms): the record is kept at least that long after now.
+ * KEYS: the session's hash, nonce ZSET and nonce hash; live ZSET, expiry ZSET, retained ZSET.
+ * ARGV: now, session id, retention (ms): the record is kept at least that long after now; the key prefix (for the
+ *       client's set, named by the DID in the session's hash).
  * Returns 1 when it ended the session, 0 when there was nothing to end (unknown, forgotten, or ended already).
+ * The bound on retained records is applied by the next `CREATE_SESSION` (every session ended here was opened by one).
  */
 export const END_SESSION = script(`${COMMON}
-if end_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], tonumber(ARGV[1]), tonumber(ARGV[3])) then return 1 end
+if end_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[4], ARGV[2], tonumber(ARGV[1]), tonumber(ARGV[3])) then return 1 end
 return 0
 `);
 

@@ -43,6 +43,11 @@ export interface RedisSessionStoreOptions {
   keyPrefix?: string;
   /** Bound on the nonces remembered per session within the acceptance window (default 10 000). */
   maxNoncesPerSession?: number;
+  /**
+   * Bound on the records of ended or expired sessions kept for their clients' recovery (default 10 000, as the other
+   * stores): past it, those that would be forgotten first are forgotten (their sessions become unknown).
+   */
+  maxEndedSessions?: number;
   /** How long the first connection may take before requests fail, ms (default 2000). */
   connectTimeoutMs?: number;
   /** Deadline of every command, ms (default 1000): past it the operation fails with `store_unavailable`. */
@@ -56,6 +61,7 @@ export interface RedisSessionStoreOptions {
 }
 
 const DEFAULT_KEY_PREFIX = 'pqc:';
+const DEFAULT_MAX_ENDED_SESSIONS = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS = 1000;
@@ -110,9 +116,11 @@ export interface RedisKeys {
   live: string;
   /** ZSET of live sessions: member session id, score expiresAt (ms): expired sessions leave the live sets by it. */
   expiry: string;
-  /** ZSET of a client's sessions: member session id, score createdAt (ms): its limit ends the lowest live one. */
+  /** ZSET of ended or expired sessions whose records are kept: member session id, score when they may be forgotten. */
+  retained: string;
+  /** ZSET of a client's live sessions: member session id, score createdAt (ms): its limit ends the lowest. */
   client(peerDid: string): string;
-  /** HASH of a session: its record (JSON), expiry, retention, end, nonce floor and nonce counter. */
+  /** HASH of a session: its record (JSON), client DID, expiry, retention, end, nonce floor and nonce counter. */
   session(sessionId: string): string;
   /** ZSET of a session's nonces: member nonce, score its arrival number (oldest first). */
   nonces(sessionId: string): string;
@@ -137,6 +145,7 @@ export function redisKeys(prefix: string): RedisKeys {
   return {
     live: `${prefix}live`,
     expiry: `${prefix}expiry`,
+    retained: `${prefix}retained`,
     client: (did) => `${prefix}c:${did}`,
     session: (id) => `${of(id)}s`,
     nonces: (id) => `${of(id)}n`,
@@ -201,7 +210,9 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
  *
  * - Sessions: a hash per session (the record's JSON, and what the scripts read), kept until the record may be
  *   forgotten (`recordRetainedUntil`); live ones in the global `live` (by last use) and `expiry` sets and in their
- *   client's set, which `createSession` reads to end what the limits require.
+ *   client's set, which `createSession` reads to end what the limits require. Ended or expired ones are in the
+ *   `retained` set instead, bounded by `maxEndedSessions`: past it `createSession` forgets those that would be
+ *   forgotten first, so what a flood of handshakes leaves behind is bounded by count, not only by time.
  * - Nonces: per session a window bounded by `maxNoncesPerSession`, with the floor rule of core's `NonceWindow`,
  *   expiring with the record.
  * - Handshake keys, v1 keys, MCP session owners and server requests: one key each, `SET … NX PX` and the like.
@@ -209,6 +220,7 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
 export class RedisSessionStore implements SessionStore {
   readonly keyPrefix: string;
   readonly maxNoncesPerSession: number;
+  readonly maxEndedSessions: number;
   readonly keys: RedisKeys;
   readonly #client: RedisClientLike;
   readonly #owned: boolean;
@@ -249,6 +261,7 @@ export class RedisSessionStore implements SessionStore {
     this.keyPrefix = prefix;
     this.keys = redisKeys(prefix);
     this.maxNoncesPerSession = positiveInt(options.maxNoncesPerSession, 'maxNoncesPerSession', DEFAULT_MAX_NONCES_PER_SESSION);
+    this.maxEndedSessions = positiveInt(options.maxEndedSessions, 'maxEndedSessions', DEFAULT_MAX_ENDED_SESSIONS);
     this.#connectTimeoutMs = positiveNumber(options.connectTimeoutMs, 'connectTimeoutMs', DEFAULT_CONNECT_TIMEOUT_MS);
     this.#commandTimeoutMs = positiveNumber(options.commandTimeoutMs, 'commandTimeoutMs', DEFAULT_COMMAND_TIMEOUT_MS);
     const maxDelay = positiveNumber(options.maxReconnectDelayMs, 'maxReconnectDelayMs', DEFAULT_MAX_RECONNECT_DELAY_MS);
@@ -312,7 +325,7 @@ export class RedisSessionStore implements SessionStore {
     const id = record.sessionId;
     const reply = await this.#eval(
       CREATE_SESSION,
-      [k.live, k.expiry, k.client(record.peerDid), k.session(id), k.nonces(id), k.nonceTimes(id)],
+      [k.live, k.expiry, k.client(record.peerDid), k.session(id), k.nonces(id), k.nonceTimes(id), k.retained],
       [
         this.keyPrefix,
         String(now),
@@ -324,6 +337,8 @@ export class RedisSessionStore implements SessionStore {
         String(limits.maxSessions),
         String(limits.maxSessionsPerClient),
         record.endedAt === undefined ? '' : String(record.endedAt),
+        String(this.maxEndedSessions),
+        record.peerDid,
       ],
       'createSession',
     );
@@ -364,8 +379,8 @@ export class RedisSessionStore implements SessionStore {
     const k = this.keys;
     await this.#eval(
       END_SESSION,
-      [k.session(sessionId), k.nonces(sessionId), k.nonceTimes(sessionId), k.live, k.expiry],
-      [String(this.#clock()), sessionId, String(retentionMs(retentionSec))],
+      [k.session(sessionId), k.nonces(sessionId), k.nonceTimes(sessionId), k.live, k.expiry, k.retained],
+      [String(this.#clock()), sessionId, String(retentionMs(retentionSec)), this.keyPrefix],
       'endSession',
     );
   }

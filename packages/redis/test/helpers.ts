@@ -1,27 +1,16 @@
 /**
- * What the Redis tests share: the Redis they run against, servers (core + node:http + the real MCP SDK), a raw
- * protocol client, and a redis-server of their own that they start and kill.
+ * What the Redis tests share: the Redis they run against (started by the jest global setup), a look at its keys, and
+ * servers under test: the real handler (`createPQCHandler`) behind node:http, with a real MCP SDK app behind it. The
+ * protocol client is the test kit's `RawClient`; the SDK clients go through `pqcFetch`.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import {
-  AgentIdentity,
-  MessageSigner,
-  PQCHandshake,
-  createPQCHandler,
-  parseLossless,
-  verifyWithSession,
-  type JsonValue,
-  type PQCHandler,
-  type PQCServerOptions,
-  type PQCSession,
-} from '@pqc-mcp/core';
-import { sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
-import { REDIS_MISSING_HINT, testRedisUrl } from '@pqc-mcp/test-kit';
+import { createPQCHandler, pqcAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+import { nodeRequestTarget, sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
+import { REDIS_MISSING_HINT, createWebMcpApp1x, testRedisUrl, type ServerSdk } from '@pqc-mcp/test-kit';
 import { createClient } from 'redis';
-import { createToolServer } from '../../../examples/shared/tools.js';
+import { createMcpApp } from '../../../examples/shared/tools.js';
 
 /** The Redis every test uses (started by the jest global setup). */
 export const REDIS_URL = testRedisUrl();
@@ -75,27 +64,36 @@ export async function redisUsedMemory(redis: RawRedis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
 }
 
-/**
- * A stateless MCP endpoint on the real SDK: a new McpServer and transport per request (`sessionIdGenerator:
- * undefined`), so any instance can answer any call: the SDK's own Mcp-Session-Id state lives in one process, the PQC
- * session lives in the shared store.
- */
-export function createStatelessMcpApp(): (request: Request, parsedBody: unknown) => Promise<Response> {
-  return async (request, parsedBody) => {
-    if (request.method !== 'POST') return new Response(null, { status: 405, headers: { allow: 'POST' } });
-    const server = createToolServer();
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    await server.connect(transport);
-    try {
-      const response = await transport.handleRequest(request, { parsedBody });
-      const body = await response.arrayBuffer();
-      return new Response(response.status === 202 || body.byteLength === 0 ? null : body, {
-        status: response.status,
-        headers: response.headers,
-      });
-    } finally {
-      await server.close();
-    }
+/** A web-standard application behind the handler: the verified request, its body without `_pqc`, and the caller. */
+export type WebApp = (request: Request, parsedBody: unknown, context: PQCRequestContext | undefined) => Promise<Response>;
+
+/** What runs behind the handler: an app of the test's own, or a real MCP SDK server. */
+export interface AppOptions {
+  /** An application of the test's own (default: an MCP SDK server, as `sdk` and `json` say). */
+  app?: WebApp;
+  /**
+   * The MCP SDK behind the handler (default `'v2'`): v2 is the example tools on the SDK v2's `createMcpHandler`,
+   * stateless (no Mcp-Session-Id: any instance answers any call, the PQC session is what the instances share); `'1.x'`
+   * is the test kit's stateful 1.x app (MCP sessions live in the app, their owners in the PQC store).
+   */
+  sdk?: ServerSdk;
+  /**
+   * 1.x: answer POSTs with JSON rather than SSE (default true). v2: `true` is `responseMode: 'json'`; by default
+   * `'auto'`, which answers JSON until a tool streams (and does not warn that JSON drops mid-call notifications).
+   */
+  json?: boolean;
+}
+
+/** The MCP SDK app `options` name, and what closes it. */
+export function mcpApp(options: Omit<AppOptions, 'app'> = {}): { app: WebApp; close(): Promise<void> } {
+  if (options.sdk === '1.x') {
+    const app = createWebMcpApp1x({ enableJsonResponse: options.json ?? true });
+    return { app: (request, body) => app(request, body), close: async () => {} };
+  }
+  const handler = createMcpApp({ responseMode: options.json ? 'json' : 'auto' });
+  return {
+    app: (request, body, context) => handler.fetch(request, { parsedBody: body, authInfo: pqcAuthInfo(context) }),
+    close: () => handler.close(),
   };
 }
 
@@ -111,21 +109,27 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts core (`createPQCHandler`) behind node:http with `app` (default: a stateless MCP SDK app). */
-export async function startServer(
-  pqc: PQCServerOptions,
-  app: (request: Request, parsedBody: unknown) => Promise<Response> = createStatelessMcpApp(),
-): Promise<TestServer> {
+/**
+ * Starts the real handler (`createPQCHandler`) behind node:http, as core's own node:http test does (the request
+ * target as received, the caller handed to the app as `authInfo`), with `options`' app behind it.
+ */
+export async function startServer(pqc: PQCServerOptions, options: AppOptions = {}): Promise<TestServer> {
   const handler = createPQCHandler(pqc);
+  const mcp = options.app ? undefined : mcpApp(options);
+  const app = options.app ?? mcp!.app;
   const seen: unknown[] = [];
   const sockets = new Set<Socket>();
   let closedBytes = 0;
   const server: Server = createServer((req, res) => {
     handler
-      .handle(toWebRequest(req), (request, body) => {
-        seen.push(body);
-        return app(request, body);
-      })
+      .handle(
+        toWebRequest(req),
+        (request, body, context) => {
+          seen.push(body);
+          return app(request, body, context);
+        },
+        { target: nodeRequestTarget(req) },
+      )
       .then((response) => sendWebResponse(res, response))
       .catch((err: unknown) => {
         if (!res.headersSent) res.statusCode = 500;
@@ -147,90 +151,29 @@ export async function startServer(
     handler,
     seen,
     bytesRead: () => closedBytes + [...sockets].reduce((n, s) => n + s.bytesRead, 0),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await mcp?.close();
+    },
   };
 }
 
-const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-
-/** The JSON-RPC messages of a JSON response body, as lossless trees. */
-export async function messagesOf(response: Response): Promise<JsonValue[]> {
+/** A §6 rejection's status, reason and whether it is signed (it carries `_pqc`); reason undefined when not one. */
+export async function rejectionOf(response: Response): Promise<{ status: number; reason: string | undefined; signed: boolean }> {
   const text = await response.text();
-  if (text.trim() === '') return [];
-  const tree = parseLossless(text);
-  return Array.isArray(tree) ? tree : [tree];
+  let reason: string | undefined;
+  try {
+    reason = (JSON.parse(text) as { error?: { data?: { pqc?: string } } }).error?.data?.pqc;
+  } catch {
+    reason = undefined;
+  }
+  return { status: response.status, reason, signed: text.includes('"_pqc"') };
 }
 
 /** A §6 error body's reason, or undefined. */
 export async function reasonOf(response: Response): Promise<string | undefined> {
-  const text = await response.text();
-  try {
-    return (JSON.parse(text) as { error?: { data?: { pqc?: string } } }).error?.data?.pqc;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A raw protocol client: handshake on one URL, signed requests to any, so every byte can be controlled. */
-export class RawClient {
-  session!: PQCSession;
-  readonly signer: MessageSigner;
-  #nextId = 1;
-
-  constructor(
-    readonly identity: AgentIdentity,
-    readonly serverDid: string,
-  ) {
-    this.signer = new MessageSigner(identity);
-  }
-
-  /** Handshake with the server of `mcpUrl`; throws with the status and body on a refusal. */
-  async handshake(mcpUrl: string): Promise<PQCSession> {
-    const { request, pending } = await PQCHandshake.initiate(this.identity);
-    const response = await fetch(new URL('pqc/handshake', mcpUrl), { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
-    const text = await response.text();
-    if (response.status !== 200) throw new Error(`handshake answered ${response.status}: ${text}`);
-    this.session = await PQCHandshake.complete(text, this.identity, pending, { serverDid: this.serverDid });
-    return this.session;
-  }
-
-  id(): number {
-    return this.#nextId++;
-  }
-
-  sign(message: object | string, options: { now?: number } = {}) {
-    return this.signer.signMessage(message, { sessionId: this.session.sessionId, now: options.now });
-  }
-
-  /** A signed tools/call (text and nonce), not sent. */
-  toolCall(name: string, args: Record<string, unknown>) {
-    return this.sign({ jsonrpc: '2.0', id: this.id(), method: 'tools/call', params: { name, arguments: args } });
-  }
-
-  post(mcpUrl: string, body: string): Promise<Response> {
-    return fetch(mcpUrl, { method: 'POST', headers: MCP_HEADERS, body });
-  }
-
-  /** Verifies every message of a response against the pinned server and its request nonce; returns them plain. */
-  async verified(response: Response, inReplyTo: string): Promise<Record<string, unknown>[]> {
-    const out: Record<string, unknown>[] = [];
-    for (const message of await messagesOf(response)) {
-      const verdict = await verifyWithSession(message, this.session, { inReplyTo });
-      if (!verdict.ok) throw new Error(`server message refused: ${verdict.reason} (${verdict.detail})`);
-      out.push(JSON.parse(MessageSigner.stripPqc(JSON.stringify(Object.fromEntries(message as Map<string, unknown>), plainReplacer))) as Record<string, unknown>);
-    }
-    return out;
-  }
-}
-
-function plainReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Map) return Object.fromEntries(value);
-  if (typeof value === 'object' && value !== null && 'lexeme' in value) return Number((value as { lexeme: string }).lexeme);
-  return value;
+  return (await rejectionOf(response)).reason;
 }
 
 export function sleep(ms: number): Promise<void> {

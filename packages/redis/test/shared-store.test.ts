@@ -1,44 +1,47 @@
 /**
- * Several server instances sharing one store: two `createPQCHandler` + node:http servers, each with its own
- * `RedisSessionStore` (its own connection) on the same Redis and prefix, behind them the real MCP SDK server.
+ * Several server instances sharing one store (docs/PROTOCOL.md §9): two real handlers (`createPQCHandler`) behind
+ * node:http, each with its own `RedisSessionStore` (its own connection) on the same Redis and prefix, and behind them
+ * the real MCP SDK.
  *
- * The MCP SDK keeps its own Mcp-Session-Id state in the process that answered `initialize`, so the app here is the
- * SDK's stateless mode (`sessionIdGenerator: undefined`, a new McpServer + transport per request): any instance can
- * answer any call, as behind a load balancer without sticky sessions. The PQC session is what is shared, through Redis.
+ * The app is the SDK v2's handler, stateless in both MCP eras (no Mcp-Session-Id), so any instance can answer any
+ * call, as behind a load balancer without sticky sessions: the PQC session is what is shared, through Redis. Where
+ * MCP sessions matter (§9: they belong to the PQC peer that opened them), both instances front one stateful 1.x app
+ * and the ownership is what Redis shares.
  *
  * The same suite runs on one instance with a `MemorySessionStore` (A and B are then the same server): whatever holds
  * for one process must hold for the cluster.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MemorySessionStore, PQCHandshake, pqcFetch, type FetchLike, type PQCServerOptions, type SessionStore } from '@pqc-mcp/core';
+import { RawClient, connectSdkClient, createWebMcpApp1x, seededIdentity, type SdkClientKind } from '@pqc-mcp/test-kit';
 import { RedisSessionStore } from '../src/index.js';
-import { seededIdentity } from '@pqc-mcp/test-kit';
 import {
   REDIS_URL,
-  RawClient,
   connectTestRedis,
   deletePrefix,
-  reasonOf,
+  rejectionOf,
   sleep,
   startServer,
   uniquePrefix,
+  type AppOptions,
   type RawRedis,
   type TestServer,
 } from './helpers.js';
 
 const SERVER = seededIdentity(21);
 const CLIENT = seededIdentity(22);
+const INTRUDER = seededIdentity(23);
 
 /** Two entry points (A and B) onto one logical server. */
 interface Pair {
   a: TestServer;
   b: TestServer;
   stores: SessionStore[];
+  /** The live sessions the store counts (Redis only: the `live` set). */
+  liveCount?: () => Promise<number>;
   close(): Promise<void>;
 }
 
-type Topology = (options?: Partial<PQCServerOptions>) => Promise<Pair>;
+type Topology = (options?: Partial<PQCServerOptions>, app?: AppOptions) => Promise<Pair>;
 
 let redis: RawRedis;
 const prefixes: string[] = [];
@@ -52,17 +55,18 @@ afterAll(async () => {
   await redis.close();
 });
 
-const redisTwoInstances: Topology = async (options = {}) => {
+const redisTwoInstances: Topology = async (options = {}, app = {}) => {
   const keyPrefix = uniquePrefix('shared');
   prefixes.push(keyPrefix);
   const storeA = new RedisSessionStore({ url: REDIS_URL, keyPrefix });
   const storeB = new RedisSessionStore({ url: REDIS_URL, keyPrefix });
-  const a = await startServer({ identity: SERVER, ...options, store: storeA });
-  const b = await startServer({ identity: SERVER, ...options, store: storeB });
+  const a = await startServer({ identity: SERVER, ...options, store: storeA }, app);
+  const b = await startServer({ identity: SERVER, ...options, store: storeB }, app);
   return {
     a,
     b,
     stores: [storeA, storeB],
+    liveCount: () => redis.zCard(storeA.keys.live),
     close: async () => {
       await Promise.all([a.close(), b.close()]);
       await Promise.all([storeA.close(), storeB.close()]);
@@ -70,9 +74,9 @@ const redisTwoInstances: Topology = async (options = {}) => {
   };
 };
 
-const memoryOneInstance: Topology = async (options = {}) => {
+const memoryOneInstance: Topology = async (options = {}, app = {}) => {
   const store = new MemorySessionStore();
-  const a = await startServer({ identity: SERVER, ...options, store });
+  const a = await startServer({ identity: SERVER, ...options, store }, app);
   return { a, b: a, stores: [store], close: () => a.close() };
 };
 
@@ -95,6 +99,32 @@ function operations(server: TestServer, operation: string): number {
   return server.handler.audit.entries().filter((e) => e.operation === operation).length;
 }
 
+/** A signed tools/call of `client`, POSTed to `server`. */
+async function callOn(client: RawClient, server: TestServer, text: string) {
+  const signed = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: { name: 'echo', arguments: { text } } });
+  return { signed, response: await client.post(signed.text, {}, server.url) };
+}
+
+/** The verified answer of a call on `server`: its result message. */
+async function echoOn(client: RawClient, server: TestServer, text: string): Promise<Record<string, unknown>> {
+  const { signed, response } = await callOn(client, server, text);
+  expect(response.status).toBe(200);
+  const [message] = await client.verified(response, signed.nonce);
+  return message!;
+}
+
+/** A request in an ended or expired session: the signed rejection of §6, verified by the client as bound to it. */
+async function expectSignedRejection(client: RawClient, server: TestServer, reason: 'unknown_session' | 'session_expired'): Promise<void> {
+  const { signed, response } = await callOn(client, server, 'late');
+  expect(response.status).toBe(401);
+  expect(response.headers.get('www-authenticate')).toBe(`PQC handshake="${new URL('pqc/handshake', server.url).href}"`);
+  // verified(): the pinned server's signature, this session, in_reply_to the request's nonce.
+  expect(await client.verified(response, signed.nonce)).toMatchObject([{ error: { data: { pqc: reason } } }]);
+  // Sent once more, anywhere, it is a replay: refused unsigned, so nobody can make the servers sign at will.
+  const again = await rejectionOf(await client.post(signed.text, {}, server.url));
+  expect(again).toEqual({ status: 401, reason: 'replay_detected', signed: false });
+}
+
 describe.each([
   ['Redis, two instances', redisTwoInstances],
   ['MemorySessionStore, one instance', memoryOneInstance],
@@ -106,31 +136,31 @@ describe.each([
     });
     afterAll(() => pair.close());
 
-    test('the MCP SDK client: handshake on A, initialize / tools/list / tools/call on B, all verified', async () => {
-      const routed = balancer(pair, 'handshake-on-a');
-      const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did, fetch: routed });
-      const handshakesOnA = operations(pair.a, 'handshake');
-      const requestsOnB = operations(pair.b, 'request');
-      const client = new Client({ name: 'shared-store', version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(pair.a.url), { fetch }));
-      const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
-      expect(await client.callTool({ name: 'add', arguments: { a: 20, b: 22 } })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
-      await client.close();
-      expect(routed.hits.a).toBe(1);
-      expect(operations(pair.a, 'handshake')).toBe(handshakesOnA + 1);
-      expect(operations(pair.b, 'request')).toBeGreaterThanOrEqual(requestsOnB + 3); // initialize, tools/list, tools/call
-      expect(fetch.audit.entries().filter((e) => e.operation === 'rejected')).toEqual([]);
-      expect(fetch.audit.entries().filter((e) => e.operation === 'response').length).toBeGreaterThanOrEqual(3);
-    });
+    test.each<SdkClientKind>(['1.x client', 'v2 client, auto'])(
+      'the MCP SDK %s: handshake on A, initialize / tools/list / tools/call on B, all verified',
+      async (kind) => {
+        const routed = balancer(pair, 'handshake-on-a');
+        const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did, fetch: routed });
+        const handshakesOnA = operations(pair.a, 'handshake');
+        const requestsOnB = operations(pair.b, 'request');
+        const client = await connectSdkClient(kind, pair.a.url, fetch);
+        expect((await client.listTools()).sort()).toEqual(['add', 'echo']);
+        expect(await client.callTool('add', { a: 20, b: 22 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+        await client.close();
+        expect(routed.hits.a).toBe(1);
+        expect(operations(pair.a, 'handshake')).toBe(handshakesOnA + 1);
+        expect(operations(pair.b, 'request')).toBeGreaterThanOrEqual(requestsOnB + 2); // tools/list, tools/call (and initialize)
+        expect(fetch.audit.entries().filter((e) => e.operation === 'rejected')).toEqual([]);
+        expect(fetch.audit.entries().filter((e) => e.operation === 'response').length).toBeGreaterThanOrEqual(2);
+      },
+    );
 
     test('the MCP SDK client, round-robin over A and B', async () => {
       const routed = balancer(pair, 'round-robin');
       const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did, fetch: routed });
-      const client = new Client({ name: 'shared-store', version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(pair.a.url), { fetch }));
+      const client = await connectSdkClient('1.x client', pair.a.url, fetch);
       for (let i = 0; i < 4; i++) {
-        expect(await client.callTool({ name: 'echo', arguments: { text: `call ${i}` } })).toMatchObject({ content: [{ text: `call ${i}` }] });
+        expect(await client.callTool('echo', { text: `call ${i}` })).toMatchObject({ content: [{ text: `call ${i}` }] });
       }
       await client.close();
       expect(routed.hits.a).toBeGreaterThanOrEqual(3);
@@ -138,65 +168,107 @@ describe.each([
       expect(fetch.audit.entries().filter((e) => e.operation === 'rejected')).toEqual([]);
     });
 
-    test('a request replayed on the other instance → 401 replay_detected', async () => {
-      const client = new RawClient(CLIENT, SERVER.did);
-      await client.handshake(pair.a.url);
-      const first = await client.toolCall('echo', { text: 'once' });
-      const ok = await client.post(pair.b.url, first.text);
-      expect(ok.status).toBe(200);
-      expect(await client.verified(ok, first.nonce)).toMatchObject([{ result: { content: [{ text: 'once' }] } }]);
+    test('a request replayed on the other instance → 401 replay_detected, unsigned, never reaching the app', async () => {
+      const client = new RawClient(pair.a.url, CLIENT, SERVER.did);
+      await client.handshake();
+      const first = await callOn(client, pair.b, 'once');
+      expect(first.response.status).toBe(200);
+      expect(await client.verified(first.response, first.signed.nonce)).toMatchObject([{ result: { content: [{ text: 'once' }] } }]);
       const seenOnA = pair.a.seen.length;
-      const replayOnA = await client.post(pair.a.url, first.text);
-      expect(replayOnA.status).toBe(401);
-      expect(await reasonOf(replayOnA)).toBe('replay_detected');
+      expect(await rejectionOf(await client.post(first.signed.text, {}, pair.a.url))).toEqual({ status: 401, reason: 'replay_detected', signed: false });
       expect(pair.a.seen.length).toBe(seenOnA); // the application never saw the replay
 
-      const second = await client.toolCall('add', { a: 1, b: 1 });
-      expect((await client.post(pair.a.url, second.text)).status).toBe(200);
-      const replayOnB = await client.post(pair.b.url, second.text);
-      expect([replayOnB.status, await reasonOf(replayOnB)]).toEqual([401, 'replay_detected']);
+      const second = await callOn(client, pair.a, 'twice');
+      expect(second.response.status).toBe(200);
+      await second.response.arrayBuffer();
+      expect(await rejectionOf(await client.post(second.signed.text, {}, pair.b.url))).toEqual({ status: 401, reason: 'replay_detected', signed: false });
     });
 
     test('the same request sent to both instances at once: exactly one is answered', async () => {
-      const client = new RawClient(CLIENT, SERVER.did);
-      await client.handshake(pair.b.url);
+      const client = new RawClient(pair.b.url, CLIENT, SERVER.did);
+      await client.handshake();
       for (let round = 0; round < 3; round++) {
-        const signed = await client.toolCall('echo', { text: `race ${round}` });
-        const responses = await Promise.all([pair.a, pair.b, pair.a, pair.b].map((s) => client.post(s.url, signed.text)));
-        expect(responses.map((r) => r.status).sort()).toEqual([200, 401, 401, 401]);
-        await Promise.all(responses.map((r) => r.arrayBuffer()));
+        const signed = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/call', params: { name: 'echo', arguments: { text: `race ${round}` } } });
+        const seen = pair.a.seen.length + (pair.b === pair.a ? 0 : pair.b.seen.length);
+        const responses = await Promise.all([pair.a, pair.b, pair.a, pair.b].map((s) => client.post(signed.text, {}, s.url)));
+        const outcomes = await Promise.all(responses.map((r) => (r.status === 200 ? r.arrayBuffer().then(() => ({ status: 200 })) : rejectionOf(r))));
+        expect(outcomes.filter((o) => o.status === 200)).toHaveLength(1);
+        expect(outcomes.filter((o) => o.status !== 200)).toEqual(Array(3).fill({ status: 401, reason: 'replay_detected', signed: false }));
+        expect(pair.a.seen.length + (pair.b === pair.a ? 0 : pair.b.seen.length)).toBe(seen + 1);
       }
     });
 
     test('a handshake replayed on the other instance → 401 replay_detected', async () => {
-      const { request } = await PQCHandshake.initiate(CLIENT);
+      const { request } = await PQCHandshake.initiate(CLIENT, { serverDid: SERVER.did });
       const post = (server: TestServer) => fetch(new URL('pqc/handshake', server.url), { method: 'POST', body: request });
       expect((await post(pair.a)).status).toBe(200);
-      const replayed = await post(pair.b);
-      expect([replayed.status, await reasonOf(replayed)]).toEqual([401, 'replay_detected']);
+      expect(await rejectionOf(await post(pair.b))).toEqual({ status: 401, reason: 'replay_detected', signed: false });
     });
 
-    test('a session ended through one store is unknown on both instances', async () => {
-      const client = new RawClient(CLIENT, SERVER.did);
-      const session = await client.handshake(pair.a.url);
-      expect((await client.post(pair.b.url, (await client.toolCall('echo', { text: 'x' })).text)).status).toBe(200);
-      await pair.stores[0]!.deleteSession(session.sessionId);
-      for (const server of [pair.a, pair.b]) {
-        const response = await client.post(server.url, (await client.toolCall('echo', { text: 'x' })).text);
-        expect([response.status, await reasonOf(response)]).toEqual([401, 'unknown_session']);
-      }
+    test('a session its client ends on A (DELETE pqc/handshake) is ended on both: a signed unknown_session on each', async () => {
+      const client = new RawClient(pair.a.url, CLIENT, SERVER.did);
+      await client.handshake();
+      expect(await echoOn(client, pair.b, 'before')).toMatchObject({ result: { content: [{ text: 'before' }] } });
+      const ended = await client.endSession();
+      expect(ended.status).toBe(204);
+      const seen = [pair.a.seen.length, pair.b.seen.length];
+      for (const server of [pair.b, pair.a]) await expectSignedRejection(client, server, 'unknown_session');
+      expect([pair.a.seen.length, pair.b.seen.length]).toEqual(seen);
+      // Ending it again, on B, is told (signed) that it has ended; a new handshake serves on either instance.
+      const onB = new RawClient(pair.b.url, CLIENT, SERVER.did);
+      onB.session = client.session;
+      expect(await rejectionOf(await onB.endSession())).toEqual({ status: 401, reason: 'unknown_session', signed: true });
+      await client.handshake();
+      expect(await echoOn(client, pair.b, 'after')).toMatchObject({ result: { content: [{ text: 'after' }] } });
+    });
+
+    test('a session ended through one instance\'s store is ended on both', async () => {
+      const client = new RawClient(pair.a.url, CLIENT, SERVER.did);
+      const session = await client.handshake();
+      expect(await echoOn(client, pair.b, 'x')).toMatchObject({ result: { content: [{ text: 'x' }] } });
+      await pair.stores[0]!.endSession(session.sessionId, pair.a.handler.options.retentionSec);
+      for (const server of [pair.a, pair.b]) await expectSignedRejection(client, server, 'unknown_session');
     });
   });
 
-  test('maxSessions counts the sessions of every instance', async () => {
+  test('maxSessions counts the sessions of every instance: a handshake past it ends the least recently used one', async () => {
     const pair = await topology({ maxSessions: 2 });
     try {
-      const clients = [seededIdentity(31), seededIdentity(32), seededIdentity(33)].map((id) => new RawClient(id, SERVER.did));
-      await clients[0]!.handshake(pair.a.url);
-      await clients[1]!.handshake(pair.b.url);
+      const first = new RawClient(pair.a.url, seededIdentity(31), SERVER.did);
+      const second = new RawClient(pair.b.url, seededIdentity(32), SERVER.did);
+      const third = new RawClient(pair.a.url, seededIdentity(33), SERVER.did);
+      await first.handshake();
+      await sleep(5);
+      await second.handshake(); // opened on B
+      await sleep(5);
+      expect(await echoOn(first, pair.b, 'used')).toMatchObject({ result: {} }); // first is now used more recently
+      await sleep(5);
+      // The table is full (one session per instance): a third client is never refused, the idle session is ended.
+      await third.handshake();
+      if (pair.liveCount) expect(await pair.liveCount()).toBe(2);
+      for (const server of [pair.b, pair.a]) await expectSignedRejection(second, server, 'unknown_session');
       for (const server of [pair.a, pair.b]) {
-        await expect(clients[2]!.handshake(server.url)).rejects.toThrow(/503.*too_many_sessions/);
+        expect(await echoOn(first, server, 'kept')).toMatchObject({ result: { content: [{ text: 'kept' }] } });
+        expect(await echoOn(third, server, 'new')).toMatchObject({ result: { content: [{ text: 'new' }] } });
       }
+    } finally {
+      await pair.close();
+    }
+  });
+
+  test('maxSessionsPerClient counts every instance: a client\'s sessions opened on A and B, its oldest ended', async () => {
+    const pair = await topology({ maxSessionsPerClient: 2 });
+    try {
+      const sessions = [];
+      for (const server of [pair.a, pair.b, pair.a]) {
+        const client = new RawClient(server.url, CLIENT, SERVER.did);
+        await client.handshake();
+        sessions.push(client);
+        await sleep(2);
+      }
+      await expectSignedRejection(sessions[0]!, pair.b, 'unknown_session');
+      for (const client of sessions.slice(1)) expect(await echoOn(client, pair.b, 'live')).toMatchObject({ result: {} });
+      if (pair.liveCount) expect(await pair.liveCount()).toBe(2);
     } finally {
       await pair.close();
     }
@@ -205,20 +277,43 @@ describe.each([
   test('a session expired on one instance is expired on both; a new handshake works on either', async () => {
     const pair = await topology({ sessionTtlSec: 1 });
     try {
-      const client = new RawClient(CLIENT, SERVER.did);
-      await client.handshake(pair.a.url);
-      expect((await client.post(pair.b.url, (await client.toolCall('echo', { text: 'in time' })).text)).status).toBe(200);
+      const client = new RawClient(pair.a.url, CLIENT, SERVER.did);
+      await client.handshake();
+      expect(await echoOn(client, pair.b, 'in time')).toMatchObject({ result: { content: [{ text: 'in time' }] } });
       await sleep(1100);
+      for (const server of [pair.b, pair.a]) await expectSignedRejection(client, server, 'session_expired');
+      await client.handshake();
+      expect(await echoOn(client, pair.a, 'again')).toMatchObject({ result: { content: [{ text: 'again' }] } });
+    } finally {
+      await pair.close();
+    }
+  });
+
+  test('an MCP session opened through A belongs to its PQC peer on B too; another client gets peer_mismatch on both', async () => {
+    // Both instances front one stateful 1.x MCP app: the MCP session lives there, its owner in the shared store.
+    const app = createWebMcpApp1x({ enableJsonResponse: true });
+    const pair = await topology({}, { app: (request, body) => app(request, body) });
+    try {
+      const owner = new RawClient(pair.a.url, CLIENT, SERVER.did);
+      await owner.handshake();
+      await owner.initialize();
+      const mcpSessionId = owner.mcpSessionId!;
+      expect(mcpSessionId).toEqual(expect.any(String));
+      expect(await echoOn(owner, pair.b, 'mine')).toMatchObject({ result: { content: [{ text: 'mine' }] } });
+
+      const intruder = new RawClient(pair.b.url, INTRUDER, SERVER.did);
+      await intruder.handshake();
+      intruder.mcpSessionId = mcpSessionId;
+      const seen = pair.a.seen.length + (pair.b === pair.a ? 0 : pair.b.seen.length);
       for (const server of [pair.b, pair.a]) {
-        const signed = await client.toolCall('echo', { text: 'late' });
-        const response = await client.post(server.url, signed.text);
-        expect([response.status, await reasonOf(response)]).toEqual([401, 'session_expired']);
-        expect(response.headers.get('www-authenticate')).toMatch(/^PQC handshake="http:\/\/127\.0\.0\.1:\d+\/pqc\/handshake"$/);
+        const { response } = await callOn(intruder, server, 'theirs');
+        expect(await rejectionOf(response)).toEqual({ status: 401, reason: 'peer_mismatch', signed: false });
+        for (const method of ['GET', 'DELETE'] as const) {
+          expect(await rejectionOf(await intruder.bodyless(method, undefined, undefined, server.url))).toEqual({ status: 401, reason: 'peer_mismatch', signed: false });
+        }
       }
-      await client.handshake(pair.b.url);
-      const again = await client.toolCall('echo', { text: 'again' });
-      const response = await client.post(pair.a.url, again.text);
-      expect(await client.verified(response, again.nonce)).toMatchObject([{ result: { content: [{ text: 'again' }] } }]);
+      expect(pair.a.seen.length + (pair.b === pair.a ? 0 : pair.b.seen.length)).toBe(seen);
+      expect(await echoOn(owner, pair.a, 'still mine')).toMatchObject({ result: { content: [{ text: 'still mine' }] } });
     } finally {
       await pair.close();
     }

@@ -89,6 +89,7 @@ describe('options are validated eagerly', () => {
     ['a keyPrefix that is a number', { url: 'redis://127.0.0.1:6379', keyPrefix: 5 }, /keyPrefix/],
     ['maxNoncesPerSession 0', { url: 'redis://127.0.0.1:6379', maxNoncesPerSession: 0 }, /maxNoncesPerSession" must be a positive integer, got 0/],
     ['maxNoncesPerSession 1.5', { url: 'redis://127.0.0.1:6379', maxNoncesPerSession: 1.5 }, /maxNoncesPerSession/],
+    ['maxEndedSessions 0', { url: 'redis://127.0.0.1:6379', maxEndedSessions: 0 }, /maxEndedSessions" must be a positive integer, got 0/],
     ['connectTimeoutMs -1', { url: 'redis://127.0.0.1:6379', connectTimeoutMs: -1 }, /connectTimeoutMs" must be a positive number/],
     ['commandTimeoutMs NaN', { url: 'redis://127.0.0.1:6379', commandTimeoutMs: Number.NaN }, /commandTimeoutMs/],
     ['maxReconnectDelayMs 0', { url: 'redis://127.0.0.1:6379', maxReconnectDelayMs: 0 }, /maxReconnectDelayMs/],
@@ -284,6 +285,72 @@ describe('TTLs: every key expires, so Redis memory stays bounded', () => {
     await sleep(300);
     expect(await store.recordHandshake('did:x:short', Date.now(), 0.2)).toBe(true);
     expect(await store.recordHandshake('did:x:nan', Number.NaN, 660)).toBe(false);
+  });
+});
+
+describe('records of ended and expired sessions are bounded by count (maxEndedSessions)', () => {
+  test('past the bound, the records that would be forgotten first are forgotten: their sessions become unknown', async () => {
+    const store = newStore({ maxEndedSessions: 2 });
+    const now = Date.now();
+    // Forgotten first: the earliest expiry (each is ended now, more than the retention before its expiry, so it is
+    // kept until then).
+    const rs = [1, 2, 3, 4].map((i) => record({ createdAt: now + i, expiresAt: now + 3_600_000 + i * 1000 }));
+    for (const r of rs) await store.createSession(r, LIMITS);
+    for (const r of rs.slice(0, 3)) await store.endSession(r.sessionId, 660);
+    expect(await redis.zCard(store.keys.retained)).toBe(3); // the bound is applied when a session is opened
+    const fifth = record();
+    expect(await store.createSession(fifth, LIMITS)).toEqual([]);
+    expect(await redis.zRange(store.keys.retained, 0, -1)).toEqual([rs[1]!.sessionId, rs[2]!.sessionId]);
+    expect(await store.getSession(rs[0]!.sessionId)).toBeUndefined();
+    expect(await store.recordNonce(rs[0]!.sessionId, 'n', Date.now(), 660)).toBe('unknown');
+    for (const key of [store.keys.session(rs[0]!.sessionId), store.keys.nonces(rs[0]!.sessionId), store.keys.nonceTimes(rs[0]!.sessionId)]) {
+      expect(await redis.exists(key)).toBe(0);
+    }
+    for (const r of rs.slice(1, 3)) expect(await store.recordNonce(r.sessionId, 'n', Date.now(), 660)).toBe('ended');
+    for (const r of [rs[3]!, fifth]) expect(await store.recordNonce(r.sessionId, 'n', Date.now(), 660)).toBe('accepted');
+    expect(await redis.pTTL(store.keys.retained)).toBeGreaterThan(60_000);
+  });
+
+  test('sessions ended by the limits, and expired ones, count against the bound and are forgotten oldest first', async () => {
+    const store = newStore({ maxEndedSessions: 3 });
+    const limits = { ...LIMITS, maxSessions: 2 };
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = record({ peerDid: `did:pqaid:${String(i).repeat(64)}`, createdAt: Date.now() + i, expiresAt: Date.now() + 3_600_000 + i * 1000 });
+      ids.push(r.sessionId);
+      await store.createSession(r, limits);
+    }
+    // 8 opened, 2 live, 6 ended by maxSessions: the 3 ended last are kept, the 3 before them forgotten.
+    expect(await redis.zCard(store.keys.live)).toBe(2);
+    expect(await redis.zRange(store.keys.retained, 0, -1)).toEqual(ids.slice(3, 6));
+    for (const id of ids.slice(0, 3)) expect(await store.getSession(id)).toBeUndefined();
+    for (const id of ids.slice(3, 6)) expect((await store.getSession(id))?.endedAt).toEqual(expect.any(Number));
+    // An expired session joins them when it leaves the live sets; kept only the retention past its expiry, it is the
+    // first to be forgotten past the bound.
+    const short = record({ peerDid: `did:pqaid:${'e'.repeat(64)}`, expiresAt: Date.now() + 100 });
+    await store.createSession(short, { ...limits, maxSessions: 10 });
+    await sleep(150);
+    expect(await store.recordNonce(short.sessionId, 'n', Date.now(), 660)).toBe('expired');
+    await store.createSession(record(), { ...limits, maxSessions: 10 });
+    expect(await store.getSession(short.sessionId)).toBeUndefined();
+    expect(await redis.zRange(store.keys.retained, 0, -1)).toEqual(ids.slice(3, 6));
+  });
+
+  test("a client's set holds its live sessions: ended and expired ones leave it, and it goes with the last", async () => {
+    const store = newStore();
+    const peer = `did:pqaid:${'c'.repeat(64)}`;
+    const a = record({ peerDid: peer });
+    const b = record({ peerDid: peer, expiresAt: Date.now() + 100 });
+    await store.createSession(a, LIMITS);
+    await store.createSession(b, LIMITS);
+    expect(await redis.zCard(store.keys.client(peer))).toBe(2);
+    await store.endSession(a.sessionId, 660);
+    expect(await redis.zRange(store.keys.client(peer), 0, -1)).toEqual([b.sessionId]);
+    await sleep(150);
+    await store.createSession(record(), LIMITS); // sweeps the expired session out of the live sets
+    expect(await redis.exists(store.keys.client(peer))).toBe(0);
+    expect((await store.getSession(b.sessionId))?.sessionId).toBe(b.sessionId);
+    expect(await store.recordNonce(b.sessionId, 'n', Date.now(), 660)).toBe('expired');
   });
 });
 

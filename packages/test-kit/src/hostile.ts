@@ -22,6 +22,8 @@ const OTHER_SERVER = seededIdentity(44);
 export interface HostileFeatures extends SuiteOptions {
   /** The adapter's servers run in this process and can be given one `store` object (attack 10). */
   sharedStore: boolean;
+  /** The store attack 10 shares between its two services (default: a `MemorySessionStore`), e.g. a shared store's. */
+  newStore?: () => SessionStore;
 }
 
 /** The status line of a raw HTTP answer. */
@@ -255,7 +257,7 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
 
     if (features.sharedStore) {
       test('10. two services on one store: a session opened on B is unknown on A', async () => {
-        const store: SessionStore = new MemorySessionStore();
+        const store: SessionStore = features.newStore?.() ?? new MemorySessionStore();
         const a = await start({ json: true, pqc: { identity: SERVER, store } });
         const b = await start({ json: true, pqc: { identity: OTHER_SERVER, store } });
         try {

@@ -7,6 +7,7 @@ import {
   AgentIdentity,
   MessageSigner,
   PQCHandshake,
+  PeerIdentity,
   PQC_ENVELOPE_HEADER,
   PQC_SESSION_HEADER,
   parseLossless,
@@ -72,6 +73,7 @@ export class RawClient {
   readonly signer: MessageSigner;
   #nextId = 100;
   readonly #seen = new Set<string>();
+  #peer: { session: PQCSession; peer: PeerIdentity } | undefined;
 
   constructor(
     readonly url: string,
@@ -149,7 +151,7 @@ export class RawClient {
     const header = response.headers.get('mcp-session-id');
     const out: Record<string, unknown>[] = [];
     for (const text of await messageTexts(response)) {
-      const result = await MessageSigner.verifyMessage(text, { peer: this.session.peer, profiles: [this.session.profile] });
+      const result = await MessageSigner.verifyMessage(text, { peer: this.#pinned(), profiles: [this.session.profile] });
       if (!result.valid) throw new Error(`server message refused: ${result.reason} (${result.detail})`);
       const envelope = (JSON.parse(text) as { _pqc: Record<string, unknown> })._pqc;
       if (result.sessionId !== this.session.sessionId) throw new Error('a server message names another session');
@@ -163,6 +165,19 @@ export class RawClient {
       out.push(result.message!);
     }
     return out;
+  }
+
+  /**
+   * The pinned server, its key prepared on the backend this client's identity uses (a test's stand-in backend, say),
+   * as the session's own `peer` is on the default one.
+   */
+  #pinned(): PeerIdentity {
+    const session = this.session;
+    if (this.#peer?.session !== session) {
+      const peer = new PeerIdentity(session.peerAlgorithm, session.peerPublicKey, { did: session.peerDid, backend: this.identity.backend });
+      this.#peer = { session, peer };
+    }
+    return this.#peer.peer;
   }
 
   /** initialize + notifications/initialized, signed; leaves the MCP session id set. */
