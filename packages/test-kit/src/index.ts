@@ -11,3 +11,5 @@ export * from './middlebox.js';
 export * from './hostile.js';
 export * from './mcp-apps-1x.js';
 export * from './sdk-clients.js';
+export * from './python-peer.js';
+export * from './python-client-suite.js';
