@@ -13,3 +13,4 @@ export * from './mcp-apps-1x.js';
 export * from './sdk-clients.js';
 export * from './python-peer.js';
 export * from './python-client-suite.js';
+export * from './python-server.js';
