@@ -43,6 +43,17 @@ describe.each<PythonServerKind>(['standalone', 'asgi'])('the captured %s session
     expect(failedChecks(checks)).toEqual([]);
     expect(checks).toHaveLength(9);
   });
+
+  test('the checks catch a changed value, an unsigned answer and another shape', async () => {
+    const add = session.exchanges.find((e) => e.name.startsWith('tools/call add {"a": 7.0, "b": 3.5}'))!;
+    const answer = (text: string) => ({ status: 200, headers: add.response.headers, text });
+    const changed = await checkPythonAnswer(add.request.body, answer(add.response.body.replace('"content": 10.5', '"content": 10.6')), { server, now, shape: 'python' });
+    expect(changed.problems).toEqual([expect.stringMatching(/^does not verify: invalid_signature/), 'add answered 10.6, not 10.5']);
+    const unsigned = await checkPythonAnswer(add.request.body, answer(add.response.body.replace(/, "_pqc": \{.*\}\}$/, '}')), { server, now, shape: 'python' });
+    expect(unsigned.problems).toEqual([expect.stringMatching(/^unsigned/)]);
+    const shape = await checkPythonAnswer(add.request.body, answer(add.response.body), { server, now, shape: 'mcp' });
+    expect(shape.problems).toEqual(['add: result content is 10.5']);
+  });
 });
 
 /** An answer's text with what differs on every run (nonces, timestamps, signatures, session ids) blanked. */
