@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { McpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { AgentIdentity, pqcAuthInfo, pqcContextOf } from '@pqc-mcp/core';
+import { AgentIdentity, pqcContextOf } from '@pqc-mcp/core';
 import { pqcMiddleware } from '@pqc-mcp/express';
 import { PQCMCPClient } from '@pqc-mcp/mcp';
 import express from 'express';
@@ -50,7 +50,7 @@ const handler = createMcpHandler(tools);
 const node = toNodeHandler(handler);
 const app = express();
 app.use(pqcMiddleware({ identity: server, cryptoPool: false }));
-app.all('/mcp', (req, res) => void node(Object.assign(req, { auth: pqcAuthInfo(req.pqc) }), res, req.body));
+app.all('/mcp', (req, res) => void node(req, res, req.body)); // req.auth: the verified caller, set by pqcMiddleware
 const listening = app.listen(0, '127.0.0.1');
 await new Promise((resolve) => listening.once('listening', resolve));
 const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/mcp`;

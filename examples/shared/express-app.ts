@@ -2,13 +2,12 @@
  * The Express app of `examples/express-server.ts`, importable so tests build the same app without a process. In
  * order: the SDK's localhost Host-header guard, `pqcMiddleware` (before any body parser: it verifies the raw bytes),
  * `express.json()` (it skips verified requests), and the MCP endpoint: the SDK v2 handler through
- * `@modelcontextprotocol/node`'s `toNodeHandler`, told who called (`req.auth`, from the verified `req.pqc`). Not
+ * `@modelcontextprotocol/node`'s `toNodeHandler`, told who called (`req.auth`, which `pqcMiddleware` sets). Not
  * `createMcpExpressApp()`: it puts `express.json()` first, which must come after `pqcMiddleware`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { localhostHostValidation } from '@modelcontextprotocol/express';
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { pqcAuthInfo } from '@pqc-mcp/core';
 import { pqcMiddleware, type PQCExpressOptions } from '@pqc-mcp/express';
 import express, { type Express, type Request } from 'express';
 import { createMcpApp, type McpAppOptions } from './tools.js';
@@ -35,8 +34,6 @@ export function createExpressApp(options: ExpressAppOptions): { app: Express; cl
   app.use(express.json({ limit: '4mb' })); // after pqcMiddleware: verified requests already have req.body
   app.all('/mcp', (req, res) => {
     options.onBody?.(req.body, req);
-    // The verified caller, where the MCP SDK looks for authentication: it reaches every tool as ctx.http.authInfo.
-    Object.assign(req, { auth: pqcAuthInfo(req.pqc) });
     void mcp(req, res, req.body);
   });
   return { app, close: async () => void (await handler?.close()) };

@@ -6,7 +6,6 @@
  */
 import { localhostHostValidation } from '@modelcontextprotocol/fastify';
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { pqcAuthInfo } from '@pqc-mcp/core';
 import { pqcPlugin, type PQCFastifyOptions } from '@pqc-mcp/fastify';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { NodeMcpApp } from './express-app.js';
@@ -35,7 +34,7 @@ export function createFastifyApp(options: FastifyAppOptions): { app: FastifyInst
     routes.all('/mcp', async (request, reply) => {
       options.onBody?.(request.body, request);
       reply.hijack(); // the handler writes to the Node response itself: Fastify must not answer too
-      await mcp(Object.assign(request.raw, { auth: pqcAuthInfo(request.pqc) }), reply.raw, request.body);
+      await mcp(request.raw, reply.raw, request.body); // request.raw.auth: the verified caller, set by pqcPlugin
     });
   });
   return {

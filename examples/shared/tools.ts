@@ -1,10 +1,11 @@
 /**
- * The MCP server every example serves, on the MCP SDK v2: tools `echo(text)` and `add(a, b)`, served by the SDK's
+ * The MCP server every example serves, on the MCP SDK v2: tools `echo(text)`, `add(a, b)` and `whoami`, served by the SDK's
  * `createMcpHandler` in both protocol eras (2025-11-25 with `initialize`, and the stateless 2026-07-28). Web
  * standards only (no `node:` import), so the edge worker bundles it too.
  */
 import { McpServer, createMcpHandler, type CreateMcpHandlerOptions, type McpHttpHandler } from '@modelcontextprotocol/server';
 import * as z from 'zod/v4';
+import { pqcContextOf } from '@pqc-mcp/core';
 
 /** An MCP server with the example tools (the SDK's handler makes one per request). */
 export function createToolServer(): McpServer {
@@ -14,6 +15,10 @@ export function createToolServer(): McpServer {
   }));
   server.registerTool('add', { description: 'Adds two numbers', inputSchema: z.object({ a: z.number(), b: z.number() }) }, async ({ a, b }) => ({
     content: [{ type: 'text', text: String(a + b) }],
+  }));
+  // Who called: the client DID verified by the PQC layer, handed to every tool as the SDK's authInfo (PROTOCOL.md §9).
+  server.registerTool('whoami', { description: 'The verified caller (its DID), or anonymous' }, async (ctx) => ({
+    content: [{ type: 'text', text: pqcContextOf(ctx.http?.authInfo)?.peerDid ?? 'anonymous' }],
   }));
   return server;
 }

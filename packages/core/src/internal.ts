@@ -9,3 +9,4 @@ export { headersForNewBody, mediaType, pqcErrorResponse, pqcReasonOf, NO_BODY_ST
 export { transformEventStream } from './sse.js';
 export { DEFAULT_MAX_NONCES_PER_SESSION, MCP_SESSION_HEADER, nonceRetentionSec } from './protocol.js';
 export { routeKey, originForm } from './server/route.js';
+export { isPQCHandler } from './server/index.js';

@@ -20,7 +20,7 @@ const start: StartServer = async ({ json, pqc, sdk }) => {
         (request, body, context) => {
           seen.push(body);
           contexts.push(context);
-          return v2 ? v2.fetch(request, { parsedBody: body, authInfo: pqcAuthInfo(context) }) : v1!(request, body);
+          return v2 ? v2.fetch(request, { parsedBody: body, authInfo: pqcAuthInfo(context) }) : v1!(request, body, pqcAuthInfo(context));
         },
         { target: nodeRequestTarget(req) },
       )

@@ -20,7 +20,6 @@ import {
   type FetchLike,
 } from '@pqc-mcp/core';
 import { CryptoPoolError, createWorkerPoolBackend, resolveCryptoPool, type WorkerPoolBackend } from '@pqc-mcp/core/node';
-import { CRASH_ONE } from '../src/node/pool.js';
 
 const digest = sha3_256(utf8('a message'));
 const seed = new Uint8Array(32).fill(5);
@@ -75,15 +74,33 @@ describe('createWorkerPoolBackend', () => {
   });
 
   it('fails the jobs of a crashed worker with CryptoPoolError, replaces it, and goes on', async () => {
-    const id = AgentIdentity.fromSeed(seed, { backend: pool });
-    const crashes = pool.stats().crashes;
-    const crash = (pool as unknown as Record<typeof CRASH_ONE, () => Promise<void>>)[CRASH_ONE]();
-    await expect(crash).rejects.toBeInstanceOf(CryptoPoolError);
-    await expect(crash).rejects.toThrow(/stopped/);
-    expect(pool.stats().crashes).toBe(crashes + 1);
-    const signatures = await Promise.all(Array.from({ length: 4 }, () => id.sign(digest, MESSAGE_CONTEXT)));
-    for (const s of signatures) expect(await nobleBackend.verifyingKey('ML-DSA-65', id.publicKey).verify(digest, s, MESSAGE_CONTEXT)).toBe(true);
-    expect(pool.stats().workers).toBe(2);
+    // The real worker, started from a module that dies on one job (the pool's own worker has no test hook).
+    const crashing = createWorkerPoolBackend({ size: 2, engine: 'noble', workerUrl: new URL('./fixtures/crashing-pool-worker.ts', import.meta.url) });
+    try {
+      await crashing.warmup();
+      const id = AgentIdentity.fromSeed(seed, { backend: crashing });
+      const crash = id.sign(digest, utf8('crash this worker'));
+      await expect(crash).rejects.toBeInstanceOf(CryptoPoolError);
+      await expect(crash).rejects.toThrow(/stopped/);
+      expect(crashing.stats().crashes).toBe(1);
+      const signatures = await Promise.all(Array.from({ length: 4 }, () => id.sign(digest, MESSAGE_CONTEXT)));
+      for (const s of signatures) expect(await nobleBackend.verifyingKey('ML-DSA-65', id.publicKey).verify(digest, s, MESSAGE_CONTEXT)).toBe(true);
+      expect(crashing.stats().workers).toBe(2);
+    } finally {
+      await crashing.close();
+    }
+  });
+
+  it('a worker module that cannot start: the pool computes on this thread, still correct', async () => {
+    const broken = createWorkerPoolBackend({ size: 1, engine: 'noble', workerUrl: new URL('./fixtures/no-such-worker.js', import.meta.url) });
+    try {
+      const id = AgentIdentity.fromSeed(seed, { backend: broken });
+      const signature = await id.sign(digest, MESSAGE_CONTEXT);
+      expect(await nobleBackend.verifyingKey('ML-DSA-65', id.publicKey).verify(digest, signature, MESSAGE_CONTEXT)).toBe(true);
+      expect(broken.stats().crashes).toBeGreaterThanOrEqual(3);
+    } finally {
+      await broken.close();
+    }
   });
 });
 

@@ -175,7 +175,7 @@ describe('the client under hostile answers (real socket)', () => {
     await other.handshake();
     const genuine = await handler.handle(
       new Request(url, { method: 'POST', headers: { ...MCP_HEADERS, [PQC_SESSION_HEADER]: other.session.sessionId }, body: (await other.sign({ jsonrpc: '2.0', id: 1, method: 'ping' })).text }),
-      () => Response.json({ jsonrpc: '2.0', id: 1, result: {} }),
+      async () => Response.json({ jsonrpc: '2.0', id: 1, result: {} }),
     );
     const replayed = await genuine.text();
     try {

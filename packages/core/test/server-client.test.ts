@@ -28,7 +28,7 @@ describe.each([
     const client = new Client({ name: 'test', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL('http://127.0.0.1/mcp'), { fetch }));
     const tools = await client.listTools();
-    expect(tools.tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
     const result = await client.callTool({ name: 'add', arguments: { a: 2, b: 3.5 } });
     expect(result.content).toEqual([{ type: 'text', text: '5.5' }]);
     await client.close();

@@ -3,12 +3,13 @@
  * web-standard core (`@pqc-mcp/core`): the handshake, the verification of every request, the signing of every answer
  * and every protocol fact live there.
  */
-import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
+import { isPQCHandler } from '@pqc-mcp/core/internal';
+import { createPQCHandler, pqcAuthInfo, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
 import { handleNodeRequest, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
-export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+export { AgentIdentity, pqcAuthInfo, type PQCAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of `pqcMiddleware`: core's server options plus `cryptoPool` (sign and verify in worker threads). */
@@ -25,12 +26,8 @@ declare global {
 }
 
 /** The message of the 500 answered when a body parser ran before `pqcMiddleware`. */
-export const BODY_PARSER_FIRST =
+const BODY_PARSER_FIRST =
   'pqcMiddleware must be registered before express.json() / any body parser: app.use(pqcMiddleware(...)) first';
-
-function isHandler(value: unknown): value is PQCHandler {
-  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
-}
 
 /**
  * Express middleware for `app.use`: answers the handshake path, verifies every request to the protected endpoint
@@ -40,7 +37,7 @@ function isHandler(value: unknown): value is PQCHandler {
  * the middleware protects the endpoint under any router or mount prefix.
  */
 export function pqcMiddleware(options: PQCExpressOptions | PQCHandler): RequestHandler {
-  const handler = isHandler(options) ? options : createPQCHandler(resolveCryptoPool(options));
+  const handler = isPQCHandler(options) ? options : createPQCHandler(resolveCryptoPool(options));
   return (req: Request, res: Response, next: NextFunction): void => {
     const routedPath = req.baseUrl + req.path;
     if (handler.route(routedPath) === undefined) return next();
@@ -59,6 +56,9 @@ export function pqcMiddleware(options: PQCExpressOptions | PQCHandler): RequestH
         req.body = parsedBody;
         raw._body = true; // later body parsers (express.json()) skip this request
         req.pqc = context;
+        // Where the MCP SDK's Node handlers (v2 `toNodeHandler`, 1.x transports) read the caller: unless an earlier
+        // middleware authenticated the request its own way, tools get the verified DID as `authInfo`.
+        if ((req as { auth?: unknown }).auth === undefined && context) Object.assign(req, { auth: pqcAuthInfo(context) });
         next();
       },
       { routedPath },

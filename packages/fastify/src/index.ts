@@ -10,13 +10,14 @@
  * by the core and written out.
  */
 import { Readable } from 'node:stream';
-import { createPQCHandler, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
+import { isPQCHandler } from '@pqc-mcp/core/internal';
+import { createPQCHandler, pqcAuthInfo, type PQCHandler, type PQCRequestContext } from '@pqc-mcp/core';
 import { handleNodeRequest, nodeRequestUrl, resolveCryptoPool, type NodeServerOptions } from '@pqc-mcp/core/node';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
-export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+export { AgentIdentity, pqcAuthInfo, type PQCAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 export type { CryptoPoolOption } from '@pqc-mcp/core/node';
 
 /** Options of the plugin: core's server options plus `cryptoPool` (sign and verify in worker threads). */
@@ -45,14 +46,10 @@ function routedPath(request: FastifyRequest): string {
   return request.routeOptions.url ?? nodeRequestUrl(request.raw).pathname;
 }
 
-function isHandler(value: unknown): value is PQCHandler {
-  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
-}
-
 const plugin: FastifyPluginAsync<PQCFastifyOptions | { handler: PQCHandler }> = async (fastify, options) => {
   // Eager validation: a bad option fails `register` / `ready()` with a TypeError that names it.
   const given = (options as { handler?: unknown }).handler;
-  const handler = isHandler(given) ? given : createPQCHandler(resolveCryptoPool(options as PQCFastifyOptions));
+  const handler = isPQCHandler(given) ? given : createPQCHandler(resolveCryptoPool(options as PQCFastifyOptions));
   const { maxBodyBytes, handshakePath, legacyHandshakePath } = handler.options;
 
   fastify.decorate('pqc', handler);
@@ -95,6 +92,8 @@ const plugin: FastifyPluginAsync<PQCFastifyOptions | { handler: PQCHandler }> = 
       (parsedBody, context) => {
         continued = true;
         request.pqc = context;
+        // Where the MCP SDK's Node handlers (v2 `toNodeHandler(request.raw, ...)`, 1.x transports) read the caller.
+        if ((request.raw as { auth?: unknown }).auth === undefined && context) Object.assign(request.raw, { auth: pqcAuthInfo(context) });
         if (parsedBody !== undefined) (request as PendingRequest)[cleanBody] = Buffer.from(JSON.stringify(parsedBody));
         done();
       },

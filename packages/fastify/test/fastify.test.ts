@@ -100,7 +100,7 @@ describe.each([
       const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did, fetch: recorded.fetch });
       const client = new Client({ name: 'fastify-test', version: '1.0.0' });
       await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { fetch }));
-      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
       expect(await client.callTool({ name: 'add', arguments: { a: 2, b: 3.5 } })).toMatchObject({ content: [{ type: 'text', text: '5.5' }] });
       expect(await client.callTool({ name: 'echo', arguments: { text: 'héllo 😀' } })).toMatchObject({
         content: [{ type: 'text', text: 'héllo 😀' }],

@@ -5,11 +5,12 @@
  * verification of every request and the signing of every answer all happen in core. Only web standards are used
  * here, so the middleware runs wherever Hono runs (Node, Bun, Deno, Cloudflare Workers).
  */
+import { isPQCHandler } from '@pqc-mcp/core/internal';
 import { createPQCHandler, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 import type { MiddlewareHandler } from 'hono';
 
 // The same re-exports in every adapter: the identity a server needs, and the types of its options and context.
-export { AgentIdentity, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+export { AgentIdentity, pqcAuthInfo, type PQCAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 
 /** Options of `pqc`: core's server options (Hono runs where worker threads may not exist: no `cryptoPool` here). */
 export type PQCHonoOptions = PQCServerOptions;
@@ -29,10 +30,6 @@ declare module 'hono' {
   }
 }
 
-function isHandler(value: unknown): value is PQCHandler {
-  return typeof value === 'object' && value !== null && typeof (value as PQCHandler).handle === 'function' && 'options' in value;
-}
-
 /**
  * The PQC middleware. Takes core's options (validated now: a `TypeError` names a bad option) or an existing
  * `PQCHandler`. What is protected is decided on the path Hono routes on, so the endpoint is protected under
@@ -40,7 +37,7 @@ function isHandler(value: unknown): value is PQCHandler {
  * `app.use('*', pqc(options))`, before anything that reads the request body.
  */
 export function pqc(options: PQCHonoOptions | PQCHandler): MiddlewareHandler<{ Variables: PQCVariables }> {
-  const handler = isHandler(options) ? options : createPQCHandler(options);
+  const handler = isPQCHandler(options) ? options : createPQCHandler(options);
   // A context already handled by this instance (the same middleware mounted on overlapping patterns) passes on.
   const handled = new WeakSet<object>();
 

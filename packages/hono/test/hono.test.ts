@@ -100,7 +100,7 @@ const startForConformance: StartServer = async ({ json, pqc: options, sdk }) => 
   const { app, close } = createHonoApp({
     pqc: options,
     responseMode: json ? 'json' : 'auto',
-    mcp: legacy ? (request, body) => legacy(request, body) : undefined,
+    mcp: legacy ? (request, body, authInfo) => legacy(request, body, authInfo) : undefined,
     onBody: (body, context) => {
       seen.push(body);
       contexts.push(context);
@@ -135,7 +135,7 @@ describe.each([
     await connect();
     expect(client.getServerVersion()?.name).toBe('pqc-mcp-example');
     const tools = await client.listTools();
-    expect(tools.tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
     const sum = await client.callTool({ name: 'add', arguments: { a: 2, b: 3.5 } });
     expect(sum.content).toEqual([{ type: 'text', text: '5.5' }]);
     const echo = await client.callTool({ name: 'echo', arguments: { text: 'post-quantum ✓' } });
@@ -235,7 +235,7 @@ describe('the Hono side of the adapter', () => {
     const server = await listen(app);
     const { client, connect } = sdkClient(server.url);
     await connect();
-    expect((await client.listTools()).tools).toHaveLength(2);
+    expect((await client.listTools()).tools).toHaveLength(3);
     await client.close();
   });
 

@@ -44,6 +44,8 @@ export interface StartOptions {
 /** What a suite runs against: the server SDKs an adapter can start (an out-of-process server may have only v2). */
 export interface SuiteOptions {
   sdks?: readonly ServerSdk[];
+  /** Whether the MCP app learns the verified caller as `authInfo` (default true; not behind a gateway's HTTP hop). */
+  callerReachesTools?: boolean;
 }
 
 export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
@@ -113,9 +115,12 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const fetch = pqcFetch({ identity: CLIENT, serverDid: SERVER.did });
         const sdkClient = await connectSdkClient(clientKind, server.url, fetch);
         const tools = await sdkClient.listTools();
-        expect(tools.sort()).toEqual(['add', 'echo']);
+        expect(tools.sort()).toEqual(['add', 'echo', 'whoami']);
         expect(await sdkClient.callTool('echo', { text: 'héllo 😀' })).toMatchObject({ content: [{ type: 'text', text: 'héllo 😀' }] });
         expect(await sdkClient.callTool('add', { a: 2, b: 40 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+        // §9: the application learns who called (the SDK's authInfo), and no one else.
+        const caller = options.callerReachesTools === false ? 'anonymous' : CLIENT.did;
+        expect(await sdkClient.callTool('whoami', {})).toMatchObject({ content: [{ type: 'text', text: caller }] });
         await sdkClient.close();
         await fetch.endSession();
         const audit = fetch.audit.entries();
@@ -197,7 +202,7 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         expect(messages.find((m) => 'result' in m)).toMatchObject({ result: { content: [{ type: 'text', text: '7.0000001' }] } });
       });
 
-      test('variants of the endpoint path are protected too, other methods refused', async () => {
+      test('variants of the endpoint path are protected too, other methods refused, OPTIONS answered here', async () => {
         const seenBefore = server.seen?.length ?? 0;
         const base = new URL(server.url);
         const variants = [base.pathname.toUpperCase(), `${base.pathname}/`, base.pathname.replace(/[a-z]$/, (c) => `%${c.charCodeAt(0).toString(16)}`)];
@@ -211,6 +216,10 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const put = await fetch(server.url, { method: 'PUT', headers: MCP_HEADERS, body: JSON.stringify(initializeMessage(40)) });
         expect([404, 405]).toContain(put.status);
         await put.text();
+        // Not even a preflight reaches the app unverified: CORS middleware, if any, answers it before the PQC layer.
+        const options = await fetch(server.url, { method: 'OPTIONS' });
+        expect([204, 404]).toContain(options.status);
+        await options.text();
         if (server.seen) expect(server.seen.length).toBe(seenBefore);
         await stillServes();
       });

@@ -11,6 +11,8 @@ export * from './middlebox.js';
 export * from './hostile.js';
 export * from './mcp-apps-1x.js';
 export * from './sdk-clients.js';
+export * from './exports.js';
+export * from './routing-fuzz.js';
 export * from './python-peer.js';
 export * from './python-client-suite.js';
 export * from './python-server.js';

@@ -1,6 +1,6 @@
 /**
  * MCP apps on the 1.x SDK (`@modelcontextprotocol/sdk`, the maintenance line), so that every adapter and the gateway
- * are tested against 1.x servers too: the example tools `echo(text)` and `add(a, b)`, a stateful web-standard app (one
+ * are tested against 1.x servers too: the example tools `echo(text)`, `add(a, b)` and `whoami`, a stateful web-standard app (one
  * SDK transport per Mcp-Session-Id) and a stateful Node handler. The examples themselves run the v2 SDK.
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -8,8 +8,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { pqcContextOf } from '@pqc-mcp/core';
 
 /** An MCP server with the example tools. */
 export function createToolServer1x(): McpServer {
@@ -24,6 +26,9 @@ export function createToolServer1x(): McpServer {
     { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } },
     async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }),
   );
+  server.registerTool('whoami', { description: 'The verified caller (its DID), or anonymous' }, async (extra) => ({
+    content: [{ type: 'text', text: pqcContextOf(extra.authInfo)?.peerDid ?? 'anonymous' }],
+  }));
   return server;
 }
 
@@ -68,9 +73,9 @@ export interface McpAppOptions {
 }
 
 /** A stateful MCP endpoint over web standards: `(request, parsedBody) => Response`. */
-export function createWebMcpApp1x(options: McpAppOptions = {}): (request: Request, parsedBody?: unknown) => Promise<Response> {
+export function createWebMcpApp1x(options: McpAppOptions = {}): (request: Request, parsedBody?: unknown, authInfo?: AuthInfo) => Promise<Response> {
   const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
-  return async (request, parsedBody) => {
+  return async (request, parsedBody, authInfo) => {
     const sessionId = request.headers.get('mcp-session-id');
     let transport = sessionId ? transports.get(sessionId) : undefined;
     if (!transport) {
@@ -82,7 +87,7 @@ export function createWebMcpApp1x(options: McpAppOptions = {}): (request: Reques
       }
       transport = await openMcpSession(transports, options.enableJsonResponse ?? false, (o) => new WebStandardStreamableHTTPServerTransport(o));
     }
-    return transport.handleRequest(request, { parsedBody });
+    return transport.handleRequest(request, { parsedBody, authInfo });
   };
 }
 

@@ -8,8 +8,8 @@
  * (noble) or PKCS#8 (native) and a verifying key's raw key (noble) or SPKI (native) are sent once per key and
  * worker, then only a key id travels with each job (the 32-byte digest, the context and, to verify, the signature).
  *
- * A worker that crashes fails the jobs it was running with a `CryptoPoolError` (never a wrong answer), and a new
- * one takes its place. Idle workers are unref'd, so a process exits when nothing else keeps it alive; `close()`
+ * The workers run `pool-worker.ts`, a module of its own. A worker that crashes fails the jobs it was running with a
+ * `CryptoPoolError` (never a wrong answer), and a new one takes its place. Idle workers are unref'd, so a process exits when nothing else keeps it alive; `close()`
  * terminates them at once.
  */
 import { createRequire } from 'node:module';
@@ -21,6 +21,7 @@ import type { Algorithm } from '../crypto/algorithms.js';
 import { checkAlgorithm, checkPublicKey, checkSeed, checkSignInput, nobleBackend, verifyInputOk } from '../crypto/noble.js';
 import { nodeBackend, pkcs8FromSeed, spkiFromRaw } from '../crypto/node.js';
 import type { CryptoBackend, SigningKey, VerifyingKey } from '../crypto/types.js';
+import type { PoolJobMessage, PoolWorkerData, PoolWorkerReply } from './pool-worker.js';
 
 /** What the workers compute with: `noble` (pure JS) or `node` (`node:crypto`, Node >= 24.8). */
 export type PoolEngine = 'noble' | 'node';
@@ -35,6 +36,11 @@ export interface WorkerPoolOptions {
   maxKeysPerWorker?: number;
   /** Jobs sent to one worker before it answers (default 2: the next job is already there when one ends). */
   jobsPerWorker?: number;
+  /**
+   * The worker module (default: `pool-worker.js` beside this module). Set it when a bundler moves this module away
+   * from its worker: point it at a copy of `@pqc-mcp/core/dist/node/pool-worker.js`.
+   */
+  workerUrl?: URL | string;
 }
 
 /** Counters of a pool, for monitoring and tests. */
@@ -70,90 +76,6 @@ export class CryptoPoolError extends Error {
   override readonly name = 'CryptoPoolError';
 }
 
-/**
- * The worker's code (plain CommonJS, run with `eval: true`: no file to find next to this module, whether it runs
- * from `src` under tsx or jest or from `dist`). Messages: `{ job, op, alg, key, msg, ctx, sig?, material? }` in,
- * `{ job, result }`, `{ job, missing: true }` (send the key material) or `{ job, error }` out.
- */
-const WORKER_SOURCE = String.raw`
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const nodeCrypto = require('node:crypto');
-const { engine, nobleUrl, maxKeys } = workerData;
-const keys = new Map();
-
-function prepare(dsa, m) {
-  if (engine === 'node') {
-    const der = Buffer.from(m.material.buffer, m.material.byteOffset, m.material.byteLength);
-    return m.op === 'sign'
-      ? { key: nodeCrypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }) }
-      : { key: nodeCrypto.createPublicKey({ key: der, format: 'der', type: 'spki' }) };
-  }
-  const d = dsa[m.alg];
-  if (!d) throw new Error('unsupported algorithm ' + m.alg);
-  return m.op === 'sign' ? { d, sk: d.keygen(m.material).secretKey } : { d, pk: m.material };
-}
-
-function run(entry, m) {
-  if (engine === 'node') {
-    if (m.op === 'sign') return nodeCrypto.sign(null, m.msg, { key: entry.key, context: m.ctx });
-    try {
-      return nodeCrypto.verify(null, m.msg, { key: entry.key, context: m.ctx }, m.sig) === true;
-    } catch {
-      return false;
-    }
-  }
-  if (m.op === 'sign') return entry.d.sign(m.msg, entry.sk, { context: m.ctx });
-  try {
-    return entry.d.verify(m.sig, m.msg, entry.pk, { context: m.ctx }) === true;
-  } catch {
-    return false;
-  }
-}
-
-function handle(dsa, m) {
-  if (m.op === 'crash') {
-    setImmediate(() => {
-      throw new Error('crash requested');
-    });
-    return;
-  }
-  try {
-    let entry = keys.get(m.key);
-    if (entry === undefined) {
-      if (m.material === undefined) {
-        parentPort.postMessage({ job: m.job, missing: true });
-        return;
-      }
-      entry = prepare(dsa, m);
-      if (keys.size >= maxKeys) keys.delete(keys.keys().next().value);
-    } else {
-      keys.delete(m.key);
-    }
-    keys.set(m.key, entry);
-    const result = run(entry, m);
-    if (m.op === 'sign') {
-      const out = new Uint8Array(result);
-      parentPort.postMessage({ job: m.job, result: out }, [out.buffer]);
-    } else {
-      parentPort.postMessage({ job: m.job, result });
-    }
-  } catch (err) {
-    parentPort.postMessage({ job: m.job, error: String((err && err.message) || err) });
-  }
-}
-
-(async () => {
-  let dsa;
-  if (engine === 'noble') {
-    const m = await import(nobleUrl);
-    dsa = { 'ML-DSA-44': m.ml_dsa44, 'ML-DSA-65': m.ml_dsa65, 'ML-DSA-87': m.ml_dsa87 };
-  }
-  parentPort.on('message', (m) => handle(dsa, m));
-  parentPort.postMessage({ ready: true });
-})();
-`;
-
 interface PoolKey {
   readonly id: number;
   readonly algorithm: Algorithm;
@@ -164,11 +86,11 @@ interface PoolKey {
 interface Job {
   readonly id: number;
   /** The same computation on this thread: used once the pool cannot start workers at all. */
-  readonly local: (() => Promise<unknown>) | undefined;
-  readonly op: 'sign' | 'verify' | 'crash';
-  readonly key: PoolKey | undefined;
-  readonly msg: Uint8Array | undefined;
-  readonly ctx: Uint8Array | undefined;
+  readonly local: () => Promise<unknown>;
+  readonly op: 'sign' | 'verify';
+  readonly key: PoolKey;
+  readonly msg: Uint8Array;
+  readonly ctx: Uint8Array;
   readonly sig: Uint8Array | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: Error) => void;
@@ -178,10 +100,11 @@ interface Slot {
   readonly worker: Worker;
   readonly jobs: Map<number, Job>;
   ready: Promise<void>;
+  /** Whether the worker said it is ready: jobs of a worker that died before are run elsewhere (they never ran). */
+  started: boolean;
   /** Jobs this worker answered: a worker that dies before its first answer counts towards giving up. */
   answered: number;
   error: Error | undefined;
-  exited: boolean;
 }
 
 /** A FIFO of jobs (O(1) shift). */
@@ -224,6 +147,11 @@ function nobleUrl(): string {
   return (nobleModuleUrl ??= pathToFileURL(createRequire(import.meta.url).resolve('@noble/post-quantum/ml-dsa.js')).href);
 }
 
+/** The worker module beside this one: compiled in `dist`, TypeScript in the sources (Node strips its types). */
+function defaultWorkerUrl(): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? './pool-worker.ts' : './pool-worker.js', import.meta.url);
+}
+
 /** The number of cores this process may use (`os.availableParallelism()`, else the CPU count). */
 export function defaultPoolSize(): number {
   return typeof availableParallelism === 'function' ? availableParallelism() : Math.max(1, cpus().length);
@@ -232,46 +160,88 @@ export function defaultPoolSize(): number {
 /** Most consecutive workers that may die before answering anything before the pool gives up starting more. */
 const MAX_FAILED_STARTS = 3;
 
-/**
- * A backend whose keys sign and verify in a pool of worker threads. Pass it as `backend` to an identity
- * (`AgentIdentity.load(file, { backend: pool })`) or to a server (`pqcMiddleware({ identity, backend: pool })`); the
- * Express and Fastify adapters build a shared one with `cryptoPool: true`. Workers start on first use.
- */
-export function createWorkerPoolBackend(options: WorkerPoolOptions = {}): WorkerPoolBackend {
-  const size = options.size ?? defaultPoolSize();
-  if (!Number.isInteger(size) || size < 1) throw new TypeError(`worker pool: size must be a positive integer, got ${String(size)}`);
-  const maxKeys = options.maxKeysPerWorker ?? 4096;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new TypeError('worker pool: maxKeysPerWorker must be a positive integer');
-  const depth = options.jobsPerWorker ?? 2;
-  if (!Number.isInteger(depth) || depth < 1) throw new TypeError('worker pool: jobsPerWorker must be a positive integer');
+/** The pool's settings, checked. */
+interface PoolSettings {
+  readonly size: number;
+  readonly depth: number;
+  readonly engine: PoolEngine;
+  readonly workerUrl: URL | string;
+  readonly workerData: PoolWorkerData;
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1) throw new TypeError(`worker pool: ${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function resolvePoolSettings(options: WorkerPoolOptions): PoolSettings {
+  const size = positiveInteger(options.size, defaultPoolSize(), 'size');
+  const maxKeys = positiveInteger(options.maxKeysPerWorker, 4096, 'maxKeysPerWorker');
+  const depth = positiveInteger(options.jobsPerWorker, 2, 'jobsPerWorker');
   const requested = options.engine ?? 'auto';
   if (requested !== 'auto' && requested !== 'noble' && requested !== 'node') {
     throw new TypeError(`worker pool: engine must be 'auto', 'noble' or 'node', got ${String(requested)}`);
   }
-  const native = nodeBackend();
+  const native = nodeBackend() !== undefined;
   if (requested === 'node' && !native) throw new Error("worker pool: the 'node' engine needs node:crypto with ML-DSA (Node >= 24.8)");
   const engine: PoolEngine = requested === 'auto' ? (native ? 'node' : 'noble') : requested;
-  /** Derives public keys on this thread (once per identity). */
-  const local = engine === 'node' ? native! : nobleBackend;
+  const workerUrl = options.workerUrl ?? defaultWorkerUrl();
+  return { size, depth, engine, workerUrl, workerData: { engine, nobleUrl: engine === 'noble' ? nobleUrl() : undefined, maxKeys } };
+}
 
-  const slots: Slot[] = [];
-  const queue = new Queue();
-  let nextJob = 1;
-  let nextKey = 1;
-  let closed = false;
-  let failedStarts = 0;
-  let broken: Error | undefined;
-  const counters = { completed: 0, failed: 0, crashes: 0 };
+/**
+ * The workers and their jobs: starts workers as jobs come (up to `size`), hands each job to the least busy one,
+ * fails the jobs of a worker that stops, and computes on this thread once workers cannot start at all.
+ */
+class WorkerPool {
+  readonly #slots: Slot[] = [];
+  readonly #queue = new Queue();
+  #nextJob = 1;
+  #closed = false;
+  #failedStarts = 0;
+  #broken: Error | undefined;
+  readonly counters = { completed: 0, failed: 0, crashes: 0 };
 
-  function fail(job: Job, error: Error): void {
-    counters.failed++;
+  constructor(readonly settings: PoolSettings) {}
+
+  submit<T>(op: Job['op'], key: PoolKey, local: () => Promise<T>, msg: Uint8Array, ctx: Uint8Array, sig?: Uint8Array): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = { id: this.#nextJob++, op, key, local, msg, ctx, sig, resolve: resolve as (v: unknown) => void, reject };
+      if (this.#closed) return this.#fail(job, new CryptoPoolError('worker pool: the pool is closed'));
+      if (this.#broken) return this.#runLocally(job);
+      this.#queue.push(job);
+      this.#pump();
+    });
+  }
+
+  async warmup(): Promise<void> {
+    if (this.#closed) throw new CryptoPoolError('worker pool: the pool is closed');
+    while (this.#slots.length < this.settings.size) this.#spawn();
+    await Promise.all(this.#slots.map((s) => s.ready));
+  }
+
+  stats(): WorkerPoolStats {
+    let running = 0;
+    for (const slot of this.#slots) running += slot.jobs.size;
+    return { workers: this.#slots.length, running, queued: this.#queue.length, ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const job of this.#queue.drain()) this.#fail(job, new CryptoPoolError('worker pool: the pool was closed'));
+    await Promise.all([...this.#slots].map((s) => s.worker.terminate()));
+  }
+
+  #fail(job: Job, error: Error): void {
+    this.counters.failed++;
     job.reject(error);
   }
 
-  function spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { engine, nobleUrl: engine === 'noble' ? nobleUrl() : undefined, maxKeys },
+  #spawn(): Slot {
+    const worker = new Worker(this.settings.workerUrl, {
+      workerData: this.settings.workerData,
       // Not the parent's flags: a tsx or jest loader would only slow the worker's start.
       execArgv: [],
       stdout: false,
@@ -279,120 +249,123 @@ export function createWorkerPoolBackend(options: WorkerPoolOptions = {}): Worker
     });
     worker.unref();
     let markReady!: () => void;
-    const slot: Slot = {
-      worker,
-      jobs: new Map(),
-      ready: new Promise<void>((resolve) => (markReady = resolve)),
-      answered: 0,
-      error: undefined,
-      exited: false,
-    };
-    worker.on('message', (m: { ready?: true; job?: number; missing?: true; result?: unknown; error?: string }) => {
-      if (m.ready) {
+    const slot: Slot = { worker, jobs: new Map(), ready: new Promise<void>((resolve) => (markReady = resolve)), started: false, answered: 0, error: undefined };
+    worker.on('message', (reply: PoolWorkerReply) => {
+      if ('ready' in reply) {
+        slot.started = true;
         markReady();
-        return;
       }
-      const job = slot.jobs.get(m.job!);
-      if (!job) return;
-      if (m.missing) {
-        post(slot, job, true); // the worker lacks the key (new, or dropped): send it once more with its material
-        return;
-      }
-      slot.jobs.delete(job.id);
-      if (slot.jobs.size === 0) worker.unref();
-      slot.answered++;
-      failedStarts = 0;
-      if (m.error !== undefined) {
-        fail(job, new CryptoPoolError(`worker pool: ${job.op} failed in the worker: ${m.error}`));
-      } else {
-        counters.completed++;
-        job.resolve(m.result);
-      }
-      pump();
+      else this.#answer(slot, reply);
     });
     worker.on('error', (err: Error) => {
       slot.error = err;
     });
     worker.on('exit', (code: number) => {
-      slot.exited = true;
       markReady();
-      const at = slots.indexOf(slot);
-      if (at >= 0) slots.splice(at, 1);
-      const why = closed
-        ? 'the worker pool was closed'
-        : `a crypto worker stopped (exit code ${code}${slot.error ? `: ${slot.error.message}` : ''})`;
-      for (const job of slot.jobs.values()) fail(job, new CryptoPoolError(`worker pool: ${why} while running a ${job.op} job`));
-      slot.jobs.clear();
-      if (closed) return;
-      counters.crashes++;
-      if (slot.answered === 0 && ++failedStarts >= MAX_FAILED_STARTS && slots.length === 0) {
-        // Workers cannot run here: compute on this thread from now on (slower, but the server keeps answering).
-        broken = new CryptoPoolError(`worker pool: crypto workers fail to start (${why})`);
-        for (const job of queue.drain()) runLocally(job);
-        return;
-      }
-      pump();
+      this.#stopped(slot, code);
     });
-    slots.push(slot);
+    this.#slots.push(slot);
     return slot;
   }
 
-  function post(slot: Slot, job: Job, withMaterial: boolean): void {
-    if (job.op === 'crash') {
-      slot.worker.postMessage({ job: job.id, op: 'crash' });
+  #answer(slot: Slot, reply: Exclude<PoolWorkerReply, { ready: true }>): void {
+    const job = slot.jobs.get(reply.job);
+    if (!job) return;
+    if ('missing' in reply) {
+      this.#post(slot, job, true); // the worker lacks the key (new, or dropped): send it once more with its material
       return;
     }
-    const key = job.key!;
-    slot.worker.postMessage({
+    slot.jobs.delete(job.id);
+    if (slot.jobs.size === 0) slot.worker.unref();
+    slot.answered++;
+    this.#failedStarts = 0;
+    if ('error' in reply) {
+      this.#fail(job, new CryptoPoolError(`worker pool: ${job.op} failed in the worker: ${reply.error}`));
+    } else {
+      this.counters.completed++;
+      job.resolve(reply.result);
+    }
+    this.#pump();
+  }
+
+  /**
+   * A worker exited: the jobs it was running fail (never a wrong answer; one job must not crash worker after worker),
+   * those it never started go back to the queue; it is replaced, unless workers cannot start here.
+   */
+  #stopped(slot: Slot, code: number): void {
+    const at = this.#slots.indexOf(slot);
+    if (at >= 0) this.#slots.splice(at, 1);
+    const why = this.#closed
+      ? 'the worker pool was closed'
+      : `a crypto worker stopped (exit code ${code}${slot.error ? `: ${slot.error.message}` : ''})`;
+    for (const job of slot.jobs.values()) {
+      if (!slot.started && !this.#closed) this.#queue.push(job);
+      else this.#fail(job, new CryptoPoolError(`worker pool: ${why} while running a ${job.op} job`));
+    }
+    slot.jobs.clear();
+    if (this.#closed) return;
+    this.counters.crashes++;
+    if (slot.answered === 0 && ++this.#failedStarts >= MAX_FAILED_STARTS && this.#slots.length === 0) {
+      // Workers cannot run here: compute on this thread from now on (slower, but the server keeps answering).
+      this.#broken = new CryptoPoolError(`worker pool: crypto workers fail to start (${why})`);
+      for (const job of this.#queue.drain()) this.#runLocally(job);
+      return;
+    }
+    this.#pump();
+  }
+
+  #post(slot: Slot, job: Job, withMaterial: boolean): void {
+    const message: PoolJobMessage = {
       job: job.id,
       op: job.op,
-      alg: key.algorithm,
-      key: key.id,
+      alg: job.key.algorithm,
+      key: job.key.id,
       msg: job.msg,
       ctx: job.ctx,
       sig: job.sig,
-      material: withMaterial ? key.material : undefined,
-    });
+      material: withMaterial ? job.key.material : undefined,
+    };
+    slot.worker.postMessage(message);
   }
 
   /** Hands queued jobs to the least busy workers, starting workers (up to `size`) while all are busy. */
-  function pump(): void {
-    while (queue.length > 0) {
+  #pump(): void {
+    const { size, depth } = this.settings;
+    while (this.#queue.length > 0) {
       let best: Slot | undefined;
-      for (const slot of slots) if (!best || slot.jobs.size < best.jobs.size) best = slot;
-      if ((!best || best.jobs.size > 0) && slots.length < size) best = spawn();
+      for (const slot of this.#slots) if (!best || slot.jobs.size < best.jobs.size) best = slot;
+      if ((!best || best.jobs.size > 0) && this.#slots.length < size) best = this.#spawn();
       if (!best || best.jobs.size >= depth) return;
-      const job = queue.shift()!;
+      const job = this.#queue.shift()!;
       if (best.jobs.size === 0) best.worker.ref(); // a running job keeps the process alive until it is answered
       best.jobs.set(job.id, job);
-      post(best, job, false);
+      this.#post(best, job, false);
     }
   }
 
-  function runLocally(job: Job): void {
-    if (!job.local) return fail(job, broken!);
-    job.local().then((value) => {
-      counters.completed++;
-      job.resolve(value);
-    }, (err: unknown) => fail(job, err instanceof Error ? err : new Error(String(err))));
+  #runLocally(job: Job): void {
+    job.local().then(
+      (value) => {
+        this.counters.completed++;
+        job.resolve(value);
+      },
+      (err: unknown) => this.#fail(job, err instanceof Error ? err : new Error(String(err))),
+    );
   }
+}
 
-  function submit<T>(
-    op: Job['op'],
-    key: PoolKey | undefined,
-    local: (() => Promise<T>) | undefined,
-    msg?: Uint8Array,
-    ctx?: Uint8Array,
-    sig?: Uint8Array,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const job: Job = { id: nextJob++, op, key, local, msg, ctx, sig, resolve: resolve as (v: unknown) => void, reject };
-      if (closed) return fail(job, new CryptoPoolError('worker pool: the pool is closed'));
-      if (broken) return runLocally(job);
-      queue.push(job);
-      pump();
-    });
-  }
+/**
+ * A backend whose keys sign and verify in a pool of worker threads. Pass it as `backend` to an identity
+ * (`AgentIdentity.load(file, { backend: pool })`) or to a server (`pqcMiddleware({ identity, backend: pool })`); the
+ * Express and Fastify adapters build a shared one with `cryptoPool: true`. Workers start on first use.
+ */
+export function createWorkerPoolBackend(options: WorkerPoolOptions = {}): WorkerPoolBackend {
+  const settings = resolvePoolSettings(options);
+  const pool = new WorkerPool(settings);
+  const { engine } = settings;
+  /** Derives public keys on this thread (once per identity), and computes there if workers cannot start. */
+  const local = engine === 'node' ? nodeBackend()! : nobleBackend;
+  let nextKey = 1;
 
   function signingKey(algorithm: Algorithm, seed: Uint8Array): SigningKey {
     checkAlgorithm(algorithm);
@@ -408,7 +381,7 @@ export function createWorkerPoolBackend(options: WorkerPoolOptions = {}): Worker
       async sign(message: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
         checkSignInput(message, context);
         const inThread = () => (onThisThread ??= local.signingKey(algorithm, own)).sign(message, context);
-        return submit<Uint8Array>('sign', key, inThread, compact(message), compact(context));
+        return pool.submit<Uint8Array>('sign', key, inThread, compact(message), compact(context));
       },
     });
   }
@@ -425,40 +398,22 @@ export function createWorkerPoolBackend(options: WorkerPoolOptions = {}): Worker
       async verify(message: Uint8Array, signature: Uint8Array, context: Uint8Array): Promise<boolean> {
         if (!verifyInputOk(algorithm, message, signature, context)) return false;
         const inThread = () => (onThisThread ??= local.verifyingKey(algorithm, pk)).verify(message, signature, context);
-        return submit<boolean>('verify', key, inThread, compact(message), compact(context), compact(signature));
+        return pool.submit<boolean>('verify', key, inThread, compact(message), compact(context), compact(signature));
       },
     });
   }
 
-  const pool: WorkerPoolBackend & { [CRASH_ONE]: () => Promise<void> } = {
+  return Object.freeze({
     name: `${engine}+workers`,
-    size,
+    size: settings.size,
     engine,
     signingKey,
     verifyingKey,
-    async warmup() {
-      if (closed) throw new CryptoPoolError('worker pool: the pool is closed');
-      while (slots.length < size) spawn();
-      await Promise.all(slots.map((s) => s.ready));
-    },
-    stats() {
-      let running = 0;
-      for (const slot of slots) running += slot.jobs.size;
-      return { workers: slots.length, running, queued: queue.length, ...counters };
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const job of queue.drain()) fail(job, new CryptoPoolError('worker pool: the pool was closed'));
-      await Promise.all([...slots].map((s) => s.worker.terminate()));
-    },
-    [CRASH_ONE]: () => submit<void>('crash', undefined, undefined),
-  };
-  return Object.freeze(pool);
+    warmup: () => pool.warmup(),
+    stats: () => pool.stats(),
+    close: () => pool.close(),
+  });
 }
-
-/** Test hook: makes one worker throw an uncaught error (the pool must fail its jobs and replace it). */
-export const CRASH_ONE: unique symbol = Symbol('pqc-mcp worker pool: crash a worker');
 
 const shared = new Map<string, WorkerPoolBackend>();
 

@@ -8,7 +8,7 @@ import { JsonNumber, parseLossless, type JsonObject, type JsonValue } from '../j
 import { isLowerHex } from '../bytes.js';
 import { ENVELOPE_KEY, PQC_ENVELOPE_HEADER } from '../protocol.js';
 import type { SessionRecord } from '../store/types.js';
-import { reject, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, reject, type RequestFacts, type ServerContext } from './context.js';
 import { recordAccepted } from './post.js';
 import { checkMcpSessionOwner, lookupSession, storeRejection, verifyMessages } from './verify.js';
 
@@ -31,7 +31,7 @@ function hasBody(request: Request): boolean {
 export async function verifyBodyless(ctx: ServerContext, facts: RequestFacts): Promise<VerifiedBodyless | Response> {
   const { request } = facts;
   if (hasBody(request)) {
-    await request.body?.cancel().catch(() => {});
+    await discardBody(request);
     return reject(ctx, facts, 'invalid_envelope', null, { detail: `a ${request.method} carries no body` });
   }
   const header = request.headers.get(PQC_ENVELOPE_HEADER);

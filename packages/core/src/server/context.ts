@@ -35,6 +35,18 @@ export interface RequestFacts {
   readonly result: PQCRequestResult;
 }
 
+/**
+ * Drops the unread body of a request answered without it. Never throws: a runtime may build the body only when asked,
+ * and fail then (@hono/node-server, for a URL with credentials); a refusal must still be answered.
+ */
+export async function discardBody(request: Request): Promise<void> {
+  try {
+    await request.body?.cancel();
+  } catch {
+    // nothing more to drop
+  }
+}
+
 /** Who is calling, handed to the application with every verified request (§9). */
 export interface PQCRequestContext {
   sessionId: string;

@@ -9,7 +9,7 @@ import { MCP_SESSION_HEADER, handshakePathFor } from '../protocol.js';
 import type { AgentIdentity } from '../identity.js';
 import type { AuditLog } from '../audit.js';
 import type { SessionStore } from '../store/types.js';
-import { reject, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, reject, type RequestFacts, type ServerContext } from './context.js';
 import { verifyBodyless } from './bodyless.js';
 import { handleHandshakePath, serverInfo, type ServerInfo } from './handshake-route.js';
 import { resolveServerOptions, type PQCRequestResult, type PQCServerOptions, type ResolvedServerOptions } from './options.js';
@@ -48,6 +48,9 @@ function newResult(): PQCRequestResult {
   return { kind: 'passed', status: 0, reason: null, detail: null, peerDid: null, sessionId: null, methods: [], signed: 0 };
 }
 
+/** The methods a protected endpoint answers (`Allow`). */
+const ENDPOINT_METHODS = 'GET, HEAD, POST, DELETE, OPTIONS';
+
 /** Creates the server layer. Validates options at once (throws a `TypeError` naming a bad option). */
 export function createPQCHandler(options: PQCServerOptions): PQCHandler {
   const o = resolveServerOptions(options);
@@ -71,10 +74,15 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       const answer = await next(forwarded, undefined, { sessionId: session.sessionId, peerDid: session.peerDid, profile: session.profile });
       return signAnswer(ctx, facts, answer, { session, byId: new Map(), first: undefined });
     }
-    // A CORS preflight carries no credentials and no body; any other method is refused, never passed unverified.
-    if (method === 'OPTIONS') return next(facts.request, undefined, undefined);
+    // Nothing else reaches the application unverified, not even OPTIONS: CORS middleware goes before this layer and
+    // answers preflights itself; one that arrives here is answered with what the endpoint allows.
+    await discardBody(facts.request);
+    if (method === 'OPTIONS') {
+      Object.assign(facts.result, { kind: 'info', status: 204 });
+      return new Response(null, { status: 204, headers: { allow: ENDPOINT_METHODS } });
+    }
     Object.assign(facts.result, { kind: 'refused', status: 405 });
-    return new Response(null, { status: 405, headers: { allow: 'GET, HEAD, POST, DELETE, OPTIONS' } });
+    return new Response(null, { status: 405, headers: { allow: ENDPOINT_METHODS } });
   }
 
   // Beside the path requested, as a client derives it (§5): right under a mount prefix too. A handshake path set in the
@@ -88,9 +96,11 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
 
   async function handle(request: Request, next: PQCNext, init: HandleInit = {}): Promise<Response> {
     const url = new URL(request.url);
-    const target = originForm(init.target ?? url.pathname + url.search);
-    // A target that routers may read differently (`http:///mcp`) is refused whatever the route: the application
-    // behind could route it anywhere (fail closed).
+    // A target that routers may read differently (`http:///mcp`), or a URL with credentials (from an absolute-form
+    // target, `http://user@h/mcp`, that a web runtime passed on: a `Request` cannot even be built from it to read its
+    // body), is refused whatever the route: the application behind could route it anywhere (fail closed).
+    const credentials = url.username !== '' || url.password !== '';
+    const target = credentials ? undefined : originForm(init.target ?? url.pathname + url.search);
     const kind = target === undefined ? 'endpoint' : ctx.route(init.routedPath ?? url.pathname);
     if (kind === undefined) return next(request, undefined, undefined);
     const result = newResult();
@@ -106,10 +116,10 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     };
     let response: Response;
     if (target === undefined) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'the request target is not in a form every router reads alike' });
     } else if (request.headers.has('last-event-id')) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'stream resumption (Last-Event-ID) is not part of this protocol' });
     } else {
       response = kind === 'handshake' ? await handleHandshakePath(ctx, facts) : await endpoint(facts, next);
@@ -125,7 +135,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     return response;
   }
 
-  return {
+  const handler: PQCHandler = {
     options: o,
     identity: o.identity,
     store: o.store,
@@ -134,6 +144,16 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     handle,
     info: () => serverInfo(ctx),
   };
+  handlers.add(handler);
+  return handler;
+}
+
+/** Every handler `createPQCHandler` made: what an adapter given "options or a handler" tells apart. */
+const handlers = new WeakSet<object>();
+
+/** True for a handler made by `createPQCHandler` (adapters take one in place of options). */
+export function isPQCHandler(value: unknown): value is PQCHandler {
+  return typeof value === 'object' && value !== null && handlers.has(value);
 }
 
 export type { PQCNext } from './post.js';

@@ -11,7 +11,7 @@ import { parseLossless, toPlain, type JsonObject, type JsonValue } from '../json
 import { ENVELOPE_KEY, PQC_ENVELOPE_HEADER, PQC_SESSION_HEADER } from '../protocol.js';
 import { isLowerHex } from '../bytes.js';
 import type { SessionRecord } from '../store/types.js';
-import { reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
 import { signAnswer, type ReplyBinding } from './respond.js';
 import { checkMcpSessionOwner, lookupSession, storeRejection, verifyMessages, type AcceptedMessage } from './verify.js';
 
@@ -111,7 +111,7 @@ export async function handlePost(ctx: ServerContext, facts: RequestFacts, next: 
   let read: { messages: JsonValue[]; batch: boolean } | Response;
   if (header === null) {
     if (!ctx.o.profiles.includes(1)) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       return reject(ctx, facts, 'missing_envelope', null, { detail: `no ${PQC_SESSION_HEADER} header` });
     }
     // With v1 on, a POST without the header may be a v1 message: its session is named inside, unsigned.
@@ -127,22 +127,22 @@ export async function handlePost(ctx: ServerContext, facts: RequestFacts, next: 
     if (session === undefined || session.profile !== 1) return reject(ctx, facts, 'unknown_session', messageId(read.messages[0]!), { detail: 'no such v1 session' });
   } else {
     if (!isLowerHex(header, 16)) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       return reject(ctx, facts, 'invalid_envelope', null, { detail: `${PQC_SESSION_HEADER} is not 32 lowercase hex characters` });
     }
     try {
       session = await lookupSession(ctx, header);
     } catch (err) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       return storeRejection(ctx, facts, err) ?? Promise.reject(err);
     }
     // An unknown session is refused before a byte of the body is read.
     if (session === undefined) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       return reject(ctx, facts, 'unknown_session', null, { detail: 'no such session' });
     }
     if (session.profile !== 2) {
-      await request.body?.cancel().catch(() => {});
+      await discardBody(request);
       return reject(ctx, facts, 'unsupported_version', null, { detail: 'a v2 request in a v1 session', session });
     }
     read = await readMessages(ctx, facts);

@@ -1,0 +1,20 @@
+/** The public face of @pqc-mcp/durable-object, pinned: widening (or breaking) what users import is a decision made here. */
+import { fileURLToPath } from 'node:url';
+import { exportedNames } from '@pqc-mcp/test-kit';
+
+const entry = (file: string) => fileURLToPath(new URL(`../src/${file}`, import.meta.url));
+
+test('@pqc-mcp/durable-object', () => {
+  expect(exportedNames(entry('index.ts'))).toEqual([
+    'DurableObjectNamespaceLike',
+    'DurableObjectSessionStore',
+    'DurableObjectSessionStoreOptions',
+    'DurableObjectStateLike',
+    'DurableObjectStubLike',
+    'PQCSessionStoreObject',
+    'PQCSessionStoreObjectOptions',
+    'SessionStoreStats',
+    'SqlCursorLike',
+    'SqlStorageLike',
+  ]);
+});

@@ -1,0 +1,19 @@
+/** The public face of @pqc-mcp/express, pinned: widening (or breaking) what users import is a decision made here. */
+import { fileURLToPath } from 'node:url';
+import { exportedNames } from '@pqc-mcp/test-kit';
+
+const entry = (file: string) => fileURLToPath(new URL(`../src/${file}`, import.meta.url));
+
+test('@pqc-mcp/express', () => {
+  expect(exportedNames(entry('index.ts'))).toEqual([
+    'AgentIdentity',
+    'CryptoPoolOption',
+    'PQCAuthInfo',
+    'PQCExpressOptions',
+    'PQCHandler',
+    'PQCRequestContext',
+    'PQCServerOptions',
+    'pqcAuthInfo',
+    'pqcMiddleware',
+  ]);
+});
