@@ -80,7 +80,7 @@ test('a handler given `now` and no store keeps its sessions on that clock (a rep
   const fetch = pqcFetch({ identity: clientIdentity, serverDid: serverIdentity.did, fetch: inMemory, now });
   const client = new Client({ name: 'test', version: '1.0.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL('http://127.0.0.1/mcp'), { fetch }));
-  expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo']);
+  expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
   await client.close();
   expect(handler.audit.entries().filter((e) => e.operation === 'rejected')).toEqual([]);
 });
