@@ -1,34 +1,37 @@
 /**
- * Type-checks every ```ts block of README.md as a module of its own, against the workspace's packages (the blocks are
- * written into examples/.readme-check/, where every package of the project resolves). Part of `pnpm typecheck`.
+ * Type-checks every ```ts block of the README, the package READMEs and docs/ against the workspace's packages (each
+ * document's blocks are written into examples/.readme-check/<document>/, where every package of the project
+ * resolves). Part of `pnpm typecheck`.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { ROOT, docBlocks, writeDocBlocks } from './readme-blocks.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const dir = path.join(root, 'examples', '.readme-check');
-const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
+const documents = [
+  'README.md',
+  ...readdirSync(path.join(ROOT, 'packages')).map((p) => `packages/${p}/README.md`),
+  ...readdirSync(path.join(ROOT, 'packages')).map((p) => `packages/${p}/EDGE.md`),
+  ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+].filter((document) => existsSync(path.join(ROOT, document)) && docBlocks(document).length > 0);
 
-rmSync(dir, { recursive: true, force: true });
-mkdirSync(dir, { recursive: true });
-const files = blocks.map((code, i) => {
-  const file = `block-${String(i + 1).padStart(2, '0')}.ts`;
-  // `export {}` makes each block a module (top-level await, no clashes between blocks).
-  writeFileSync(path.join(dir, file), `${code}\nexport {};\n`);
-  return file;
-});
-writeFileSync(
-  path.join(dir, 'tsconfig.json'),
-  JSON.stringify({ extends: '../../tsconfig.base.json', compilerOptions: { noEmit: true, noUnusedLocals: false }, files }, null, 2),
-);
-const tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
-try {
-  execFileSync(process.execPath, [tsc, '-p', path.join(dir, 'tsconfig.json')], { stdio: 'inherit' });
-  console.log(`README.md: ${files.length} TypeScript blocks type-check`);
-} catch {
-  console.error(`README.md: a TypeScript block does not type-check (files in ${path.relative(root, dir)})`);
-  process.exit(1);
+const base = path.join(ROOT, 'examples', '.readme-check');
+const tsc = createRequire(path.join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
+let failed = 0;
+for (const document of documents) {
+  const dir = path.join(base, document.replace(/[/.]/g, '-'));
+  const files = writeDocBlocks(document, dir);
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({ extends: '../../../tsconfig.base.json', compilerOptions: { noEmit: true, noUnusedLocals: false }, files }, null, 2),
+  );
+  try {
+    execFileSync(process.execPath, [tsc, '-p', path.join(dir, 'tsconfig.json')], { stdio: 'inherit' });
+    console.log(`${document}: ${files.length} TypeScript blocks type-check`);
+  } catch {
+    console.error(`${document}: a TypeScript block does not type-check (files in ${path.relative(ROOT, dir)})`);
+    failed++;
+  }
 }
+process.exit(failed === 0 ? 0 : 1);
