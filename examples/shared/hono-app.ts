@@ -6,7 +6,7 @@
  * unauthenticated one. Web standards only: it runs on Node, Bun, Deno and Cloudflare Workers.
  */
 import { localhostHostValidation, localhostOriginValidation } from '@modelcontextprotocol/hono';
-import { pqcAuthInfo, type PQCServerOptions } from '@pqc-mcp/core';
+import { pqcAuthInfo, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 import { pqc, type PQCVariables } from '@pqc-mcp/hono';
 import { Hono } from 'hono';
 import { createMcpApp, type McpAppOptions } from './tools.js';
@@ -19,8 +19,8 @@ export interface HonoAppOptions extends McpAppOptions {
   pqc: PQCServerOptions;
   /** The MCP app (default: the SDK v2 handler of the example tools). */
   mcp?: WebMcpApp;
-  /** Sees every body the MCP app receives (tests check that no `_pqc` reaches it). */
-  onBody?: (body: unknown) => void;
+  /** Sees every body the MCP app receives, and who sent it (tests check that no `_pqc` reaches it). */
+  onBody?: (body: unknown, context: PQCRequestContext | undefined) => void;
 }
 
 export function createHonoApp(options: HonoAppOptions): { app: Hono<{ Variables: PQCVariables }>; close(): Promise<void> } {
@@ -29,7 +29,7 @@ export function createHonoApp(options: HonoAppOptions): { app: Hono<{ Variables:
   const app = new Hono<{ Variables: PQCVariables }>();
   app.use('*', localhostHostValidation(), localhostOriginValidation(), pqc(options.pqc));
   app.all('/mcp', (c) => {
-    options.onBody?.(c.get('pqcBody'));
+    options.onBody?.(c.get('pqcBody'), c.get('pqc'));
     return mcp(c.req.raw, c.get('pqcBody'), pqcAuthInfo(c.get('pqc')));
   });
   return { app, close: async () => void (await handler?.close()) };

@@ -1,9 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMcpApp } from '../../../examples/shared/tools.js';
-import { createPQCHandler, pqcAuthInfo } from '../src/index.js';
+import { createPQCHandler, pqcAuthInfo, type PQCRequestContext } from '../src/index.js';
 import { nodeRequestTarget, sendWebResponse, toWebRequest } from '../src/node/index.js';
-import { createWebMcpApp1x, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createWebMcpApp1x, runConformanceSuite, runHostileSuite, runPythonClientSuite, type StartServer } from '@pqc-mcp/test-kit';
 
 // The core alone behind node:http, with the MCP SDK's web-standard handler (v2, or a 1.x app): the reference every
 // adapter matches.
@@ -12,12 +12,14 @@ const start: StartServer = async ({ json, pqc, sdk }) => {
   const v1 = sdk === '1.x' ? createWebMcpApp1x({ enableJsonResponse: json }) : undefined;
   const handler = createPQCHandler(pqc);
   const seen: unknown[] = [];
+  const contexts: (PQCRequestContext | undefined)[] = [];
   const server = createServer((req, res) => {
     handler
       .handle(
         toWebRequest(req),
         (request, body, context) => {
           seen.push(body);
+          contexts.push(context);
           return v2 ? v2.fetch(request, { parsedBody: body, authInfo: pqcAuthInfo(context) }) : v1!(request, body, pqcAuthInfo(context));
         },
         { target: nodeRequestTarget(req) },
@@ -33,6 +35,7 @@ const start: StartServer = async ({ json, pqc, sdk }) => {
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     seen,
+    contexts,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -43,6 +46,7 @@ const start: StartServer = async ({ json, pqc, sdk }) => {
 
 runConformanceSuite('core on node:http', start);
 runHostileSuite('core on node:http', start, { sharedStore: true });
+runPythonClientSuite('core on node:http', start);
 
 describe('sendWebResponse', () => {
   it('writes a JSON body whole, with its own length, even when the app left another length on the response object', async () => {

@@ -68,3 +68,19 @@ test('the plain SDK client gets a prompt -32010 error when an SSE answer fails v
   tamper = false;
   await client.close();
 });
+
+test('a handler given `now` and no store keeps its sessions on that clock (a replay of exchanges recorded long ago)', async () => {
+  // The server's clock an hour and a half in the past, as when replaying a recorded session: the session the
+  // handshake opens must be live on that clock, not expired on the wall clock of the default store.
+  const past = Date.now() - 90 * 60_000;
+  const now = () => past;
+  const app = createWebMcpApp1x({ enableJsonResponse: true });
+  const handler = createPQCHandler({ identity: serverIdentity, now });
+  const inMemory: FetchLike = (input, init) => handler.handle(new Request(input instanceof Request ? input : String(input), init), (request, body) => app(request, body));
+  const fetch = pqcFetch({ identity: clientIdentity, serverDid: serverIdentity.did, fetch: inMemory, now });
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL('http://127.0.0.1/mcp'), { fetch }));
+  expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
+  await client.close();
+  expect(handler.audit.entries().filter((e) => e.operation === 'rejected')).toEqual([]);
+});

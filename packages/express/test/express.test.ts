@@ -6,7 +6,7 @@ import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCRequestCo
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { createExpressApp, type ExpressAppOptions } from '../../../examples/shared/express-app.js';
-import { createNodeMcpApp1x, runConformanceSuite, runHostileSuite, type ServerSdk, type StartServer } from '@pqc-mcp/test-kit';
+import { createNodeMcpApp1x, runConformanceSuite, runHostileSuite, runPythonClientSuite, type ServerSdk, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcMiddleware } from '../src/index.js';
 
 const seeded = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });
@@ -56,6 +56,8 @@ async function start(options: Omit<ExpressAppOptions, 'onBody' | 'mcp'> & { sdk?
 const startForSuites: StartServer = ({ json, pqc, sdk }) => start({ pqc, json, sdk });
 runConformanceSuite('express', startForSuites);
 runHostileSuite('express', startForSuites, { sharedStore: true });
+// A Python pqc-mcp-transport client (v1 profile), its captured requests replayed to the example app.
+runPythonClientSuite('express', startForSuites);
 
 describe.each([
   ['SSE', false],

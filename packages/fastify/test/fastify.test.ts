@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { AgentIdentity, pqcFetch, type FetchLike, type PQCRequestContext } from '@pqc-mcp/core';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createFastifyApp } from '../../../examples/shared/fastify-app.js';
-import { createNodeMcpApp1x, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createNodeMcpApp1x, runConformanceSuite, runHostileSuite, runPythonClientSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { pqcPlugin } from '../src/index.js';
 
 const identity = (n: number) => AgentIdentity.fromSeed(new Uint8Array(32).fill(n), { name: `agent-${n}` });
@@ -48,18 +48,23 @@ function recordingFetch(): { fetch: FetchLike; bodies: string[] } {
 
 const startForSuites: StartServer = async ({ json, pqc, sdk }) => {
   const seen: unknown[] = [];
+  const contexts: (PQCRequestContext | undefined)[] = [];
   const legacy = sdk === '1.x' ? createNodeMcpApp1x({ enableJsonResponse: json }) : undefined;
   const { app, close } = createFastifyApp({
     pqc,
     responseMode: json ? 'json' : 'auto',
     mcp: legacy?.handle,
     fastify: fastifyOptions(),
-    onBody: (body) => seen.push(body),
+    onBody: (body, request) => {
+      seen.push(body);
+      contexts.push(request.pqc);
+    },
   });
   const base = await listen(app);
   return {
     url: `${base}/mcp`,
     seen,
+    contexts,
     async close() {
       await legacy?.closeSessions();
       await close();
@@ -68,6 +73,8 @@ const startForSuites: StartServer = async ({ json, pqc, sdk }) => {
 };
 
 runConformanceSuite('@pqc-mcp/fastify', startForSuites);
+// A Python pqc-mcp-transport client (v1 profile), its captured requests replayed to the example app.
+runPythonClientSuite('@pqc-mcp/fastify', startForSuites);
 runHostileSuite('@pqc-mcp/fastify', startForSuites, { sharedStore: true });
 
 describe.each([

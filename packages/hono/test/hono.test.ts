@@ -10,7 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { createHonoApp } from '../../../examples/shared/hono-app.js';
-import { createWebMcpApp1x, requestAfterIdle, runConformanceSuite, runHostileSuite, type StartServer } from '@pqc-mcp/test-kit';
+import { createWebMcpApp1x, requestAfterIdle, runConformanceSuite, runHostileSuite, runPythonClientSuite, type StartServer } from '@pqc-mcp/test-kit';
 import { applyKeepAliveTimeout } from '@pqc-mcp/core/node';
 import { pqcFetch, type FetchLike } from '@pqc-mcp/core';
 import { AuditLog, MemorySessionStore } from '@pqc-mcp/core';
@@ -97,18 +97,24 @@ function expectClean(seen: Seen): void {
 const startForConformance: StartServer = async ({ json, pqc: options, sdk }) => {
   const legacy = sdk === '1.x' ? createWebMcpApp1x({ enableJsonResponse: json }) : undefined;
   const seen: unknown[] = [];
+  const contexts: (PQCRequestContext | undefined)[] = [];
   const { app, close } = createHonoApp({
     pqc: options,
     responseMode: json ? 'json' : 'auto',
     mcp: legacy ? (request, body, authInfo) => legacy(request, body, authInfo) : undefined,
-    onBody: (body) => seen.push(body),
+    onBody: (body, context) => {
+      seen.push(body);
+      contexts.push(context);
+    },
   });
   const server = await listen(app, true);
-  return { url: `${server.url}/mcp`, seen: seen as unknown[], close: async () => (await server.close(), await close()) };
+  return { url: `${server.url}/mcp`, seen: seen as unknown[], contexts, close: async () => (await server.close(), await close()) };
 };
 
 runConformanceSuite('@pqc-mcp/hono', startForConformance);
 runHostileSuite('@pqc-mcp/hono', startForConformance, { sharedStore: true });
+// A Python pqc-mcp-transport client (v1 profile), its captured requests replayed to the example app.
+runPythonClientSuite('@pqc-mcp/hono', startForConformance);
 
 describe('pqc() options', () => {
   test('are validated when the middleware is created', () => {

@@ -17,7 +17,7 @@ import {
 } from '@modelcontextprotocol/client';
 import { PQCTransportError, errorForReason, isPQCReason, pqcFetch, type AuditEntry, type PQCFetch, type PQCFetchOptions, type PQCSession } from '@pqc-mcp/core';
 import { MCPToolError } from './errors.js';
-import { v1CallToolResult, v1Request, v1Tools } from './v1.js';
+import { v1CallToolResult, v1Request, v1Tools, type V1Result } from './v1.js';
 
 /** Options of `PQCMCPClient`: where the server is, who it must be, `pqcFetch`'s options, and the MCP era. */
 export interface PQCMCPClientOptions extends PQCFetchOptions {
@@ -125,7 +125,7 @@ export class PQCMCPClient {
   /** Lists the server's tools (every page). */
   async listTools(options?: CallOptions): Promise<Tool[]> {
     this.#assertConnected('listTools');
-    if (!this.#client) return v1Tools(await this.#v1('tools/list', {}));
+    if (!this.#client) return v1Tools((await this.#v1('tools/list', {})).plain);
     const tools: Tool[] = [];
     let cursor: string | undefined;
     try {
@@ -162,7 +162,7 @@ export class PQCMCPClient {
     if (!this.#connected) throw new Error(`PQCMCPClient.${method}: not connected (call connect() first)`);
   }
 
-  async #v1(method: string, params: Record<string, unknown>, tool?: string): Promise<unknown> {
+  async #v1(method: string, params: Record<string, unknown>, tool?: string): Promise<V1Result> {
     try {
       return await v1Request(this.fetch, this.serverUrl, method, params, tool);
     } catch (err) {

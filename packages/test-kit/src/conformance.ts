@@ -4,7 +4,7 @@
  * its status, reason, id, signature (only session rejections of recorded sessions are signed) and
  * `WWW-Authenticate`, and after each one a valid request still answered and the application untouched.
  */
-import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCServerOptions } from '@pqc-mcp/core';
+import { AgentIdentity, MessageSigner, PQCHandshake, pqcFetch, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 import { seededIdentity } from './identities.js';
 import { MCP_HEADERS, RawClient, initializeMessage, messageTexts } from './raw-client.js';
 import { connectSdkClient } from './sdk-clients.js';
@@ -21,6 +21,8 @@ export interface ServerUnderTest {
    * skipped, everything on the wire is still checked.
    */
   seen?: unknown[];
+  /** The verified caller handed to the application with each body of `seen` (where the server can report it). */
+  contexts?: (PQCRequestContext | undefined)[];
   close(): Promise<void>;
 }
 

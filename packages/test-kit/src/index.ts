@@ -14,3 +14,6 @@ export * from './sdk-clients.js';
 export * from './exports.js';
 export * from './routing-fuzz.js';
 export * from './tools.js';
+export * from './python-peer.js';
+export * from './python-client-suite.js';
+export * from './python-server.js';

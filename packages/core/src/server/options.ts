@@ -79,7 +79,10 @@ export interface PQCServerOptions {
   maxJsonValues?: number;
   /** Who may open a session: a list of client DIDs or a function of the authenticated peer (default: anyone). */
   authorize?: Authorizer;
-  /** Where sessions and nonces live (default: a `MemorySessionStore`, for one instance; §9: one store per identity). */
+  /**
+   * Where sessions and nonces live (default: a `MemorySessionStore` on the clock `now`, for one instance; §9: one store
+   * per identity). A store given keeps its own clock.
+   */
   store?: SessionStore;
   /** The audit trail: an `AuditLog`, or a sink function that receives every entry. */
   audit?: AuditLog | AuditSink;
@@ -149,8 +152,9 @@ function resolveAudit(audit: PQCServerOptions['audit']): AuditLog {
   throw optionError('audit', 'must be an AuditLog or a function (entry) => void');
 }
 
-function resolveStore(store: unknown): SessionStore {
-  if (store === undefined) return new MemorySessionStore();
+/** The given store, or a `MemorySessionStore` on the server's own clock (a store given keeps its own). */
+function resolveStore(store: unknown, now: () => number): SessionStore {
+  if (store === undefined) return new MemorySessionStore({ now });
   for (const method of SESSION_STORE_METHODS) {
     if (typeof (store as Record<string, unknown> | null)?.[method] !== 'function') {
       throw optionError('store', `must implement SessionStore (missing ${method})`);
@@ -177,6 +181,7 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
   }
   if (options.onResult !== undefined && typeof options.onResult !== 'function') throw optionError('onResult', 'must be a function');
   if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function returning epoch milliseconds');
+  const now = options.now ?? Date.now;
   let identity = options.identity;
   if (options.backend !== undefined) {
     try {
@@ -204,10 +209,10 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     maxBodyBytes: positive(options, 'maxBodyBytes', DEFAULT_MAX_BODY_BYTES, true),
     maxJsonValues: positive(options, 'maxJsonValues', DEFAULT_MAX_JSON_VALUES, true),
     authorize,
-    store: resolveStore(options.store),
+    store: resolveStore(options.store, now),
     audit: resolveAudit(options.audit),
     includePublicKey: options.includePublicKey === true,
     onResult: options.onResult,
-    now: options.now ?? Date.now,
+    now,
   });
 }
