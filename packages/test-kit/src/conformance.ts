@@ -42,6 +42,12 @@ export interface StartOptions {
 /** What a suite runs against: the server SDKs an adapter can start (an out-of-process server may have only v2). */
 export interface SuiteOptions {
   sdks?: readonly ServerSdk[];
+  /**
+   * The session lifetime of the expiry test, seconds (default 1): the test opens a session and initializes in it
+   * before it lapses, then waits it out. A server whose first requests are slow (a fresh workerd isolate, signing with
+   * noble, whose clock stands still while it computes) is given longer for the same checks.
+   */
+  expiryTtlSec?: number;
 }
 
 export type StartServer = (options: StartOptions) => Promise<ServerUnderTest>;
@@ -398,9 +404,10 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
     }
 
     describe('session expiry', () => {
+      const ttlSec = options.expiryTtlSec ?? 1;
       let server: ServerUnderTest;
       beforeAll(async () => {
-        server = await start({ json: true, pqc: { identity: SERVER, sessionTtlSec: 1 } });
+        server = await start({ json: true, pqc: { identity: SERVER, sessionTtlSec: ttlSec } });
       });
       afterAll(() => server.close());
 
@@ -408,7 +415,7 @@ export function runConformanceSuite(name: string, start: StartServer, options: S
         const client = new RawClient(server.url, CLIENT, SERVER.did);
         await client.handshake();
         await client.initialize();
-        await new Promise((resolve) => setTimeout(resolve, 1100));
+        await new Promise((resolve) => setTimeout(resolve, ttlSec * 1000 + 100));
         const signed = await client.sign({ jsonrpc: '2.0', id: 60, method: 'tools/list' });
         const text = await expectRejection(await client.post(signed.text), 401, 'session_expired', 60, client, true);
         expect(await MessageSigner.verifyMessage(text, { peer: client.session.peer })).toMatchObject({ valid: true, inReplyTo: signed.nonce });
