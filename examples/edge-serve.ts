@@ -9,19 +9,27 @@
  * PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_MAX_BATCH, PQC_SESSION_TTL_SEC (handed over as vars).
  * Prints `READY http://127.0.0.1:<port>/mcp <server DID>` once the worker answers (the DID is the one the worker
  * itself reports at GET /pqc/handshake), and `PQC backend: <name> (workerd)` on stderr, the backend as the worker
- * logs it; the worker's other output goes to stderr too. Exits 0 on SIGINT/SIGTERM.
+ * logs it; the worker's other output goes to stderr too. Exits 0 on SIGINT/SIGTERM, workerd stopped and the bundle
+ * removed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Miniflare } from 'miniflare';
 import { buildEdgeWorker, edgeWorkerOptions } from './shared/edge.js';
-import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';
+import { printBackend, printReady, readExampleEnv } from './shared/env.js';
 
 const env = await readExampleEnv('edge-worker');
 const dir = await mkdtemp(path.join(tmpdir(), 'pqc-edge-worker-'));
+// Removed on any exit (synchronously: nothing asynchronous runs then).
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+// Miniflare answers SIGINT and SIGTERM itself: its exit hook stops workerd and exits with 130 or 143 at once, before
+// an asynchronous shutdown could run. These handlers run before it (prepended) and exit 0; the exit still runs
+// miniflare's hook (workerd stopped, its temp folder removed) and removes the bundle.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.prependOnceListener(signal, () => process.exit(0));
 const scriptPath = path.join(dir, 'worker.js');
 await buildEdgeWorker(scriptPath);
 
@@ -54,8 +62,3 @@ if (info.did !== env.identity.did) throw new Error(`the worker answered ${answer
 const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('unknown (the worker did not log it)'), 5000).unref());
 printReady(Number(url.port), info.did);
 printBackend(await Promise.race([backend, timeout]), 'workerd');
-
-onShutdown(async () => {
-  await mf.dispose();
-  await rm(dir, { recursive: true, force: true });
-});
