@@ -7,8 +7,8 @@
  * Bindings (wrangler.toml in packages/durable-object/README.md):
  *   PQC_IDENTITY   secret: the server identity, the JWK text of an identity file (`"priv"` included)
  *   PQC_SESSIONS   Durable Object namespace of `PQCSessionStoreObject` (SQLite-backed): PQC sessions and nonces
- *   PQC_PROFILES, PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_SESSION_TTL_SEC: optional vars, as for the other
- *   example servers (examples/shared/env.ts)
+ *   PQC_JSON, PQC_PROFILES, PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_MAX_BATCH, PQC_SESSION_TTL_SEC: optional
+ *   vars, as for the other example servers (examples/shared/env.ts)
  *
  * Where state lives, and why: PQC sessions and the nonces seen are in one `PQCSessionStoreObject`, so every isolate,
  * in every location, checks a replay against the same strongly consistent store (an isolate's memory is neither
@@ -26,9 +26,11 @@ export { PQCSessionStoreObject };
 export interface Env {
   PQC_IDENTITY?: string;
   PQC_SESSIONS: DurableObjectNamespaceLike;
+  PQC_JSON?: string;
   PQC_PROFILES?: string;
   PQC_AUTHORIZED_DIDS?: string;
   PQC_MAX_BODY_BYTES?: string;
+  PQC_MAX_BATCH?: string;
   PQC_SESSION_TTL_SEC?: string;
 }
 
@@ -40,6 +42,8 @@ async function createApp(env: Env): Promise<App> {
   // Finish backend detection before the identity is made: noble on workerd, which has no ML-DSA in WebCrypto.
   await detectBackends();
   const identity = AgentIdentity.fromJwk(env.PQC_IDENTITY);
+  // Once per isolate, in the Worker's logs (`wrangler tail`), as the other example servers say it at start.
+  console.log(`PQC backend: ${identity.backend.name}`);
   return createHonoApp({
     pqc: {
       identity,
@@ -47,10 +51,12 @@ async function createApp(env: Env): Promise<App> {
       ...readLimits({
         PQC_AUTHORIZED_DIDS: env.PQC_AUTHORIZED_DIDS,
         PQC_MAX_BODY_BYTES: env.PQC_MAX_BODY_BYTES,
+        PQC_MAX_BATCH: env.PQC_MAX_BATCH,
         PQC_SESSION_TTL_SEC: env.PQC_SESSION_TTL_SEC,
       }),
       store: new DurableObjectSessionStore(env.PQC_SESSIONS),
     },
+    responseMode: env.PQC_JSON === '1' ? 'json' : 'auto',
   }).app;
 }
 

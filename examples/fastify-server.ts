@@ -4,8 +4,8 @@
  *   tsx --conditions=@pqc-mcp/source examples/fastify-server.ts
  *
  * See shared/fastify-app.ts for the app. Environment (shared/env.ts): PORT, PQC_IDENTITY, PQC_PROFILES, PQC_JSON,
- * PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_SESSION_TTL_SEC, PQC_REDIS_URL; LOG_LEVEL (Fastify's, default `warn`,
- * on stderr). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`; exits 0 on SIGINT/SIGTERM.
+ * PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_MAX_BATCH, PQC_SESSION_TTL_SEC, PQC_REDIS_URL; LOG_LEVEL (Fastify's,
+ * default `warn`, on stderr). Prints `READY http://127.0.0.1:<port>/mcp <server DID>`; exits 0 on SIGINT/SIGTERM.
  */
 import { storeFromEnv } from '@pqc-mcp/redis';
 import { onShutdown, printBackend, printReady, readExampleEnv } from './shared/env.js';

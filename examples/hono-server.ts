@@ -7,7 +7,7 @@
  *   deno run --allow-net --allow-env --allow-read --sloppy-imports --conditions=@pqc-mcp/source examples/hono-server.ts
  *
  * See shared/hono-app.ts for the app. Environment (shared/env.ts): PORT, PQC_IDENTITY, PQC_PROFILES, PQC_JSON,
- * PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_SESSION_TTL_SEC, PQC_REDIS_URL. Prints
+ * PQC_AUTHORIZED_DIDS, PQC_MAX_BODY_BYTES, PQC_MAX_BATCH, PQC_SESSION_TTL_SEC, PQC_REDIS_URL. Prints
  * `READY http://127.0.0.1:<port>/mcp <server DID>` (and `PQC backend: <name> (<runtime>)` on stderr); exits 0 on
  * SIGINT/SIGTERM.
  */

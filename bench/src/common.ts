@@ -31,20 +31,49 @@ export function cores(): number {
   return typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
 }
 
-/** A typical MCP tools/call request (the example servers' `echo` tool, a sentence of arguments). */
+/** The MCP era the benchmark speaks: the stateless protocol of the SDK v2 (no `initialize`, no MCP session). */
+export const MCP_PROTOCOL_VERSION = '2026-07-28';
+
+const TEXT = 'Summarise the quarterly report for the finance team, please.';
+
+/**
+ * A typical MCP tools/call request as the SDK v2 client sends it in the 2026-07-28 era (the example servers' `echo`
+ * tool, a sentence of arguments, the client's `_meta`).
+ */
 export function toolsCall(id: number): Record<string, unknown> {
   return {
+    method: 'tools/call',
+    params: {
+      name: 'echo',
+      arguments: { text: TEXT },
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': MCP_PROTOCOL_VERSION,
+        'io.modelcontextprotocol/clientInfo': { name: 'pqc-mcp-bench', version: '0.1.0' },
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
     jsonrpc: '2.0',
     id,
-    method: 'tools/call',
-    params: { name: 'echo', arguments: { text: 'Summarise the quarterly report for the finance team, please.' } },
   };
 }
 
-/** The answer the example server gives to `toolsCall` (as the MCP SDK writes it). */
+/** The HTTP headers the SDK v2 client sends with `toolsCall` (the era, the method and tool named outside the body). */
+export const TOOLS_CALL_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-method': 'tools/call',
+  'mcp-name': 'echo',
+  'mcp-protocol-version': MCP_PROTOCOL_VERSION,
+});
+
+/** The answer the example server gives to `toolsCall` (as the MCP SDK v2 writes it). */
 export function toolsCallResult(id: number): Record<string, unknown> {
   return {
-    result: { content: [{ type: 'text', text: 'Summarise the quarterly report for the finance team, please.' }] },
+    result: {
+      content: [{ type: 'text', text: TEXT }],
+      resultType: 'complete',
+      _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'pqc-mcp-example', version: '0.1.0' } },
+    },
     jsonrpc: '2.0',
     id,
   };

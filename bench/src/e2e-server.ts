@@ -1,9 +1,9 @@
 /**
  * The servers of the end-to-end benchmark, all in this one process (run under the Node version being measured):
  * Express, Fastify and Hono, each unsigned, signed, and signed with the worker pool, on 127.0.0.1 and ephemeral
- * ports. The Express and Fastify apps are the examples' own factories (examples/shared/*-app.ts); the Hono app is
- * examples/hono-server.ts's. All answer POSTs with JSON (`enableJsonResponse`), on the MCP SDK's stateful transport.
- * Prints `READY <json>` once listening; exits when stdin closes.
+ * ports. The apps are the examples' own factories (examples/shared/*-app.ts, `pqc: false` for the unsigned
+ * baseline), the MCP SDK v2 handler behind them, stateless, answering the 2026-07-28 era with JSON
+ * (`responseMode: 'json'`). Prints `READY <json>` once listening; exits when stdin closes.
  *
  *   tsx --conditions=@pqc-mcp/source bench/src/e2e-server.ts
  */
@@ -11,13 +11,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { serve } from '@hono/node-server';
-import { AgentIdentity, defaultBackend } from '@pqc-mcp/core';
+import { AgentIdentity } from '@pqc-mcp/core';
 import { sharedWorkerPool, type WorkerPoolBackend } from '@pqc-mcp/core/node';
-import { pqc, type PQCVariables } from '@pqc-mcp/hono';
-import { Hono } from 'hono';
 import { createExpressApp } from '../../examples/shared/express-app.js';
 import { createFastifyApp } from '../../examples/shared/fastify-app.js';
-import { createWebMcpApp } from '../../examples/shared/tools.js';
+import { createHonoApp } from '../../examples/shared/hono-app.js';
 
 export type Framework = 'express' | 'fastify' | 'hono';
 export type Mode = 'unsigned' | 'signed' | 'pool';
@@ -31,41 +29,23 @@ export interface ServerInfo {
   backend: string | null;
 }
 
-/** `examples/hono-server.ts`'s app: `pqc()` on '*', the SDK's web-standard transport on /mcp. */
-function honoApp(options: { identity?: AgentIdentity; backend?: WorkerPoolBackend }) {
-  const mcp = createWebMcpApp({ enableJsonResponse: true });
-  const app = new Hono<{ Variables: PQCVariables }>();
-  if (options.identity) {
-    app.use('*', pqc({ identity: options.identity, ...(options.backend ? { backend: options.backend } : {}) }));
-    app.all('/mcp', (c) => mcp(c.req.raw, c.get('pqcBody')));
-  } else {
-    app.all('/mcp', async (c) => mcp(c.req.raw, c.req.method === 'POST' ? await c.req.json() : undefined));
-  }
-  return app;
-}
-
 async function start(framework: Framework, mode: Mode, pool: WorkerPoolBackend): Promise<ServerInfo> {
   const identity = mode === 'unsigned' ? undefined : AgentIdentity.create(`bench-${framework}-${mode}`);
   const backend = mode === 'pool' ? pool : undefined;
   let port: number;
   if (framework === 'express') {
-    const { app } = createExpressApp({
-      pqc: identity ? { identity, cryptoPool: backend ?? false } : false,
-      enableJsonResponse: true,
-    });
+    const { app } = createExpressApp({ pqc: identity ? { identity, cryptoPool: backend ?? false } : false, responseMode: 'json' });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
     });
     port = (server.address() as AddressInfo).port;
   } else if (framework === 'fastify') {
-    const { app } = createFastifyApp({
-      pqc: identity ? { identity, cryptoPool: backend ?? false } : false,
-      enableJsonResponse: true,
-    });
+    const { app } = createFastifyApp({ pqc: identity ? { identity, cryptoPool: backend ?? false } : false, responseMode: 'json' });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
   } else {
-    const app = honoApp({ identity, backend });
+    // Hono takes the pool as core's `backend` option (`cryptoPool` is the Node adapters').
+    const { app } = createHonoApp({ pqc: identity ? { identity, ...(backend ? { backend } : {}) } : false, responseMode: 'json' });
     port = await new Promise<number>((resolve) => {
       serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolve(info.port));
     });
@@ -88,7 +68,7 @@ for (const framework of ['express', 'fastify', 'hono'] as const) {
   for (const mode of ['unsigned', 'signed', 'pool'] as const) servers.push(await start(framework, mode, pool));
 }
 process.stdout.write(
-  `READY ${JSON.stringify({ node: process.version, backend: defaultBackend().name, pool: { name: pool.name, size: pool.size }, servers })}\n`,
+  `READY ${JSON.stringify({ node: process.version, backend: AgentIdentity.create('bench-default').backend.name, pool: { name: pool.name, size: pool.size }, servers })}\n`,
 );
 // The orchestrator closes stdin to stop this process.
 process.stdin.resume();

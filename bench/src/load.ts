@@ -1,16 +1,17 @@
 /**
  * The load generator of the end-to-end benchmark (section 3 and 5). For each server that e2e-server.ts started:
- * opens one MCP session (and for signed servers one PQC session, through `pqcFetch`, which also checks one real
- * tools/call end to end), signs N distinct tools/call requests up front (each with its own nonce), then drives them
- * over loopback with autocannon while a separate thread probes `GET pqc/handshake`. Prints `RESULT <json>`.
+ * checks one real tools/call end to end in the 2026-07-28 era (for signed servers through `pqcFetch`, which opens the
+ * PQC session and verifies the answer), signs N distinct tools/call requests up front in that session (each with its
+ * own nonce, bound to its POST as §3 says), then drives them over loopback with autocannon while a separate thread
+ * probes `GET pqc/handshake`. Prints `RESULT <json>`.
  *
  *   tsx --conditions=@pqc-mcp/source bench/src/load.ts <plan.json>
  */
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { AgentIdentity, MessageSigner, pqcFetch, type FetchLike } from '@pqc-mcp/core';
+import { AgentIdentity, MessageSigner, PQC_SESSION_HEADER, pqcFetch, type FetchLike } from '@pqc-mcp/core';
 import autocannon from 'autocannon';
-import { printResult, round, summary, toolsCall } from './common.js';
+import { TOOLS_CALL_HEADERS, printResult, round, summary, toolsCall } from './common.js';
 import type { ServerInfo } from './e2e-server.js';
 
 export interface LoadPlan {
@@ -100,53 +101,33 @@ interface McpSession {
   body(id: number): Promise<string>;
 }
 
-const ACCEPT = 'application/json, text/event-stream';
-
-/** initialize + notifications/initialized on `server`, through `fetchFn`; returns the headers of later requests. */
-async function openMcp(server: ServerInfo, fetchFn: FetchLike): Promise<Record<string, string>> {
-  const init = await fetchFn(server.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'pqc-mcp-bench', version: '0.1.0' } },
-    }),
-  });
-  const initBody = (await init.json()) as { result?: { protocolVersion?: string } };
-  const sessionId = init.headers.get('mcp-session-id');
-  if (!init.ok || !sessionId || !initBody.result) throw new Error(`${server.framework}/${server.mode}: initialize failed (HTTP ${init.status})`);
-  const headers = {
-    'content-type': 'application/json',
-    accept: ACCEPT,
-    'mcp-session-id': sessionId,
-    'mcp-protocol-version': initBody.result.protocolVersion ?? '2025-06-18',
-  };
-  const note = await fetchFn(server.url, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-  });
-  if (note.status !== 202) throw new Error(`${server.framework}/${server.mode}: notifications/initialized got HTTP ${note.status}`);
-  // One real call, checked end to end (for signed servers: the answer's signature verified by pqcFetch).
-  const call = await fetchFn(server.url, { method: 'POST', headers, body: JSON.stringify(toolsCall(1)) });
-  const answer = (await call.json()) as { result?: { content?: { text?: string }[] } };
+/**
+ * One real tools/call on `server` through `fetchFn`, its answer checked (for signed servers: verified by `pqcFetch`).
+ * The 2026-07-28 era needs no `initialize`: every request stands alone.
+ */
+async function checkCall(server: ServerInfo, fetchFn: FetchLike): Promise<void> {
+  const call = await fetchFn(server.url, { method: 'POST', headers: { ...TOOLS_CALL_HEADERS }, body: JSON.stringify(toolsCall(1)) });
+  const text = await call.text();
+  const answer = JSON.parse(text) as { result?: { content?: { text?: string }[] } };
   if (!call.ok || typeof answer.result?.content?.[0]?.text !== 'string') {
-    throw new Error(`${server.framework}/${server.mode}: tools/call failed (HTTP ${call.status}): ${JSON.stringify(answer).slice(0, 200)}`);
+    throw new Error(`${server.framework}/${server.mode}: tools/call failed (HTTP ${call.status}): ${text.slice(0, 200)}`);
   }
-  return headers;
 }
 
 async function openSession(server: ServerInfo): Promise<McpSession> {
   if (server.did === null) {
-    const headers = await openMcp(server, (input, init) => fetch(input, init));
-    return { headers, body: async (id) => JSON.stringify(toolsCall(id)) };
+    await checkCall(server, (input, init) => fetch(input, init));
+    return { headers: { ...TOOLS_CALL_HEADERS }, body: async (id) => JSON.stringify(toolsCall(id)) };
   }
   const f = pqcFetch({ identity: client, serverDid: server.did });
-  const headers = await openMcp(server, f);
+  await checkCall(server, f);
   const sessionId = f.session!.sessionId;
-  return { headers, body: async (id) => (await signer.signMessage(toolsCall(id), { sessionId })).text };
+  // As pqcFetch sends them: the session named in PQC-Session, each message bound to its POST (§3).
+  const http = { method: 'POST', path: new URL(server.url).pathname, mcpSessionId: null };
+  return {
+    headers: { ...TOOLS_CALL_HEADERS, [PQC_SESSION_HEADER]: sessionId },
+    body: async (id) => (await signer.signMessage(toolsCall(id), { sessionId, http })).text,
+  };
 }
 
 /** Bodies `from`..`from + count - 1`, made concurrently (native signing runs in libuv's pool). */

@@ -22,17 +22,21 @@ interface PerMessage {
   backend: string;
   messageBytes: number;
   sign: { fullMeanMs: number; bareMeanMs: number; ratio: number; ownMeanUs: number; ownRatio: number; n: number };
+  /** The server's path for one request (the handler) and `MessageSigner.verifyMessage`, against the bare verify. */
   verify: {
     fullMeanMs: number;
     bareMeanMs: number;
     ratio: number;
-    withParseMeanMs: number;
-    withParseRatio: number;
     ownMeanUs: number;
     ownRatio: number;
-    parseMeanUs: number;
+    messageMeanMs: number;
+    messageRatio: number;
+    messageOwnUs: number;
     n: number;
   };
+  /** The handler for a request the application answers (verify + sign), against bare sign + verify. */
+  round: { meanMs: number; bareMeanMs: number; ratio: number; n: number };
+  json: { parseMeanUs: number; canonicalMeanUs: number };
 }
 
 interface WireRow {
@@ -171,22 +175,26 @@ export function renderMarkdown(report: BenchReport): string {
   L.push(
     '## 2. Per-message cost against the bare operation',
     '',
-    'A typical MCP `tools/call` request (ML-DSA-65, profile v2; the signed text is shown in bytes) on the runtime\'s default backend. ' +
+    'A typical MCP `tools/call` request as the SDK v2 client sends it (2026-07-28 era; ML-DSA-65, profile v2; the signed text is shown in bytes) on the runtime\'s default backend. ' +
       '**sign**: `MessageSigner.signMessage` (canonical text, SHA3-256, sign, hex, wire text) against the backend\'s bare `sign` of a digest. ' +
-      '**verify**: `verifyWithStore` on the parsed message (envelope checks, session, pinned key, canonical text, SHA3-256, verify, nonce) against the bare `verify`; ' +
-      '"with parse" adds the lossless parse of the body, which a server does once per body anyway. ' +
+      '**verify**: the server\'s path for one request, `createPQCHandler().handle` of its POST as a web `Request` in memory (session header, body read, lossless parse, ' +
+      'envelope checks, pinned key, canonical text, SHA3-256, verify, nonce and liveness in the store, the request forwarded to an application that answers nothing to sign), ' +
+      'against the bare `verify`; **verifyMessage**: `MessageSigner.verifyMessage` of the text (parse, envelope, key, verify; no store, no HTTP). ' +
+      '**round**: the handler for a request the application answers (verify, then sign the answer) against bare sign + verify. ' +
       '**ratio** = path mean / bare mean, measured directly in interleaved blocks (noisy: signing time varies by itself, and JS run between native calls meets cold caches). ' +
-      '**own** = the same path on a backend whose operations cost nothing, so what is left is our code alone; own ratio = (bare + own) / bare.',
+      '**own** = the same path on a backend whose operations cost nothing, so what is left is our code alone; own ratio = (bare + own) / bare. ' +
+      '**parse / canonical**: `parseLossless` of the signed text and `canonicalJson` of the parsed message, alone.',
     '',
-    '| runtime | backend | bytes | sign path / bare ms | sign ratio | own µs (ratio) | verify path / bare ms | verify ratio | with parse | own µs (ratio) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| runtime | backend | bytes | sign path / bare ms | sign ratio | own µs (ratio) | verify path / bare ms | verify ratio | own µs (ratio) | verifyMessage ratio (own µs) | round / bare ms (ratio) | parse / canonical µs |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const r of report.runtimes) {
     const p = r.micro.perMessage as PerMessage;
     L.push(
       `| ${r.label} | ${p.backend} | ${p.messageBytes} | ${fmt(p.sign.fullMeanMs, 3)} / ${fmt(p.sign.bareMeanMs, 3)} | ${fmt(p.sign.ratio, 3)} | ` +
         `${fmt(p.sign.ownMeanUs)} (${fmt(p.sign.ownRatio, 3)}) | ${fmt(p.verify.fullMeanMs, 3)} / ${fmt(p.verify.bareMeanMs, 3)} | ${fmt(p.verify.ratio, 3)} | ` +
-        `${fmt(p.verify.withParseRatio, 3)} | ${fmt(p.verify.ownMeanUs)} (${fmt(p.verify.ownRatio, 3)}) |`,
+        `${fmt(p.verify.ownMeanUs)} (${fmt(p.verify.ownRatio, 3)}) | ${fmt(p.verify.messageRatio, 3)} (${fmt(p.verify.messageOwnUs)}) | ` +
+        `${fmt(p.round.meanMs, 3)} / ${fmt(p.round.bareMeanMs, 3)} (${fmt(p.round.ratio, 3)}) | ${fmt(p.json.parseMeanUs)} / ${fmt(p.json.canonicalMeanUs)} |`,
     );
   }
   L.push('');
@@ -194,9 +202,9 @@ export function renderMarkdown(report: BenchReport): string {
   L.push(
     '## 3. End to end: signed tools/call round trips',
     '',
-    `The examples' Express and Fastify apps (examples/shared/*-app.ts) and the Hono app of examples/hono-server.ts, with the real MCP SDK ` +
-      `(\`StreamableHTTPServerTransport\` / the web-standard one) behind them, **stateful: one pre-initialized MCP session** (initialize + ` +
-      `notifications/initialized first), JSON answers (\`enableJsonResponse\`). Each server is its own port of one server process per runtime. ` +
+    `The examples' Express, Fastify and Hono apps (examples/shared/*-app.ts) with the real MCP SDK v2 behind them (\`createMcpHandler\`), ` +
+      `**stateless: the 2026-07-28 era**, every request a \`tools/call\` as the SDK v2 client sends it (its \`Mcp-Method\`/\`Mcp-Name\` headers, its ` +
+      `\`_meta\`), JSON answers (\`responseMode: 'json'\`). Each server is its own port of one server process per runtime. ` +
       `Load: autocannon over loopback, ${report.settings.connections} connections, pipelining 1, from a separate process ` +
       `(${report.runtimes[0]?.loadGenerator.node ?? ''}) on the same ${m.cores} cores. Signed runs send requests signed up front in one PQC session, ` +
       `each with its own nonce and id (one real call is first verified end to end by \`pqcFetch\`); the server verifies each and signs each answer. ` +

@@ -7,6 +7,7 @@
  *   PQC_JSON        `1`: answer 2026-07-28 requests with JSON, never SSE (the 2025-11-25 era always streams)
  *   PQC_AUTHORIZED_DIDS  comma-separated client DIDs allowed to open a session (default: anyone)
  *   PQC_MAX_BODY_BYTES   bound on a request body (default 4 MiB)
+ *   PQC_MAX_BATCH        bound on the messages of a JSON-RPC batch (default 50)
  *   PQC_SESSION_TTL_SEC  session lifetime in seconds (default 3600)
  *   PQC_REDIS_URL   share sessions and nonces with other instances through Redis (`storeFromEnv` of @pqc-mcp/redis;
  *                   PQC_REDIS_PREFIX sets the key prefix); Node servers only
@@ -20,6 +21,7 @@ import { AgentIdentity, detectBackends, type Profile } from '@pqc-mcp/core';
 export interface ExampleLimits {
   authorize?: string[];
   maxBodyBytes?: number;
+  maxBatch?: number;
   sessionTtlSec?: number;
 }
 
@@ -61,8 +63,9 @@ function positiveEnvNumber(vars: Record<string, string | undefined>, name: strin
 }
 
 /**
- * The PQC limits of the environment (`PQC_AUTHORIZED_DIDS`, `PQC_MAX_BODY_BYTES`, `PQC_SESSION_TTL_SEC`); plain
- * strings in, so a Worker reads its bindings with it too. Unset ones are left out (the core defaults apply).
+ * The PQC limits of the environment (`PQC_AUTHORIZED_DIDS`, `PQC_MAX_BODY_BYTES`, `PQC_MAX_BATCH`,
+ * `PQC_SESSION_TTL_SEC`); plain strings in, so a Worker reads its bindings with it too. Unset ones are left out (the
+ * core defaults apply).
  */
 export function readLimits(vars: Record<string, string | undefined>): ExampleLimits {
   const limits: ExampleLimits = {};
@@ -70,6 +73,8 @@ export function readLimits(vars: Record<string, string | undefined>): ExampleLim
   if (dids !== undefined && dids.trim() !== '') limits.authorize = dids.split(',').map((d) => d.trim()).filter((d) => d !== '');
   const maxBodyBytes = positiveEnvNumber(vars, 'PQC_MAX_BODY_BYTES');
   if (maxBodyBytes !== undefined) limits.maxBodyBytes = maxBodyBytes;
+  const maxBatch = positiveEnvNumber(vars, 'PQC_MAX_BATCH');
+  if (maxBatch !== undefined) limits.maxBatch = maxBatch;
   const sessionTtlSec = positiveEnvNumber(vars, 'PQC_SESSION_TTL_SEC');
   if (sessionTtlSec !== undefined) limits.sessionTtlSec = sessionTtlSec;
   return limits;

@@ -16,7 +16,8 @@ export type WebMcpApp = (request: Request, parsedBody: unknown, authInfo: Return
 
 /** Options of `createHonoApp`. */
 export interface HonoAppOptions extends McpAppOptions {
-  pqc: PQCServerOptions;
+  /** The PQC layer's options (identity, profiles, ...); `false`: no PQC layer (the benchmarks' unsigned baseline). */
+  pqc: PQCServerOptions | false;
   /** The MCP app (default: the SDK v2 handler of the example tools). */
   mcp?: WebMcpApp;
   /** Sees every body the MCP app receives, and who sent it (tests check that no `_pqc` reaches it). */
@@ -27,10 +28,19 @@ export function createHonoApp(options: HonoAppOptions): { app: Hono<{ Variables:
   const handler = options.mcp ? undefined : createMcpApp(options);
   const mcp: WebMcpApp = options.mcp ?? ((request, parsedBody, authInfo) => handler!.fetch(request, { parsedBody, authInfo }));
   const app = new Hono<{ Variables: PQCVariables }>();
-  app.use('*', localhostHostValidation(), localhostOriginValidation(), pqc(options.pqc));
-  app.all('/mcp', (c) => {
-    options.onBody?.(c.get('pqcBody'), c.get('pqc'));
-    return mcp(c.req.raw, c.get('pqcBody'), pqcAuthInfo(c.get('pqc')));
-  });
+  app.use('*', localhostHostValidation(), localhostOriginValidation());
+  if (options.pqc === false) {
+    app.all('/mcp', async (c) => {
+      const body: unknown = c.req.method === 'POST' ? await c.req.json() : undefined;
+      options.onBody?.(body, undefined);
+      return mcp(c.req.raw, body, undefined);
+    });
+  } else {
+    app.use('*', pqc(options.pqc));
+    app.all('/mcp', (c) => {
+      options.onBody?.(c.get('pqcBody'), c.get('pqc'));
+      return mcp(c.req.raw, c.get('pqcBody'), pqcAuthInfo(c.get('pqc')));
+    });
+  }
   return { app, close: async () => void (await handler?.close()) };
 }

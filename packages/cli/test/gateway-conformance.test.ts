@@ -34,5 +34,5 @@ test('the suites start the gateway with their own server identity', () => {
 });
 
 // An HTTP upstream learns the caller from the gateway's PQC-Peer-DID header, not as authInfo: whoami is anonymous.
-runConformanceSuite('pqc-mcp gateway (binary, HTTP upstream)', startGateway, { expiringSessionTtlSec: 4, callerReachesTools: false });
+runConformanceSuite('pqc-mcp gateway (binary, HTTP upstream)', startGateway, { expiryTtlSec: 4, callerReachesTools: false });
 runHostileSuite('pqc-mcp gateway (binary, HTTP upstream)', startGateway, { sharedStore: false });

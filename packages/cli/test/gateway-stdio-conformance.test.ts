@@ -24,5 +24,5 @@ const startGateway: StartServer = async ({ pqc }) => {
 jest.setTimeout(60_000);
 // server-everything is a stateful server of the 1.x SDK's era (Mcp-Session-Id, up to 2025-11-25): the suites' '1.x' cases.
 const options = { tools: EVERYTHING_TOOLS, sdks: ['1.x'] as const };
-runConformanceSuite('pqc-mcp gateway (binary, stdio upstream: server-everything)', startGateway, { ...options, expiringSessionTtlSec: 10 });
+runConformanceSuite('pqc-mcp gateway (binary, stdio upstream: server-everything)', startGateway, { ...options, expiryTtlSec: 10 });
 runHostileSuite('pqc-mcp gateway (binary, stdio upstream: server-everything)', startGateway, { ...options, sharedStore: false });

@@ -2,9 +2,16 @@
  * What one signed MCP message costs in CPU on the runtime this runs on, ML-DSA-65 with the backend `auto` picks:
  * `sign` (ML-DSA.Sign of the 32-byte SHA3-256 digest with the message context, what the envelope signs), `verify`,
  * and `envelope` (a whole `signMessage` of a typical tools/call result: canonical JSON, SHA3-256, sign). Web standards
- * only: the same module runs on Node, Bun, Deno and workerd.
+ * only: the same module runs on Node, Bun, Deno and workerd. Only core's public API: the digest is a real envelope's.
  */
-import { AgentIdentity, MESSAGE_CONTEXT, MessageSigner, detectBackends, sha3_256 } from '@pqc-mcp/core';
+import { AgentIdentity, MessageSigner, detectBackends } from '@pqc-mcp/core';
+
+/** The ML-DSA context of v2 message signatures (docs/PROTOCOL.md §3); `prepare` proves it on a real envelope. */
+const MESSAGE_CONTEXT = new TextEncoder().encode('pqc-mcp/v2/message');
+
+function fromHex(hex: string): Uint8Array {
+  return Uint8Array.from({ length: hex.length / 2 }, (_, i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16));
+}
 
 /** Milliseconds: median and 90th percentile of the samples. */
 export interface Stat {
@@ -43,10 +50,15 @@ export async function prepare(): Promise<{ backend: string; run(op: Operation, n
   const identity = AgentIdentity.fromSeed(new Uint8Array(32).fill(42), { algorithm: 'ML-DSA-65' });
   const peer = identity.toPeer();
   const signer = new MessageSigner(identity);
-  const digest = sha3_256(new TextEncoder().encode(JSON.stringify(RESULT)));
-  const signature = await identity.sign(digest, MESSAGE_CONTEXT);
-  if (!(await peer.verifyingKey.verify(digest, signature, MESSAGE_CONTEXT))) throw new Error('the signature does not verify');
   const sessionId = '0'.repeat(32);
+  // What an envelope signs: the SHA3-256 digest of its signing input, with the message context. Its own signature
+  // verifying over them shows both are the protocol's.
+  const sample = await signer.signMessage(RESULT, { sessionId });
+  const digest = fromHex(sample.digest);
+  const signature = fromHex(sample.envelope.signature);
+  if (!(await peer.verifyingKey.verify(digest, signature, MESSAGE_CONTEXT))) {
+    throw new Error('an envelope signature does not verify over its digest with the message context');
+  }
   return {
     backend: identity.backend.name,
     async run(op, n) {

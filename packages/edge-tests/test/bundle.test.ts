@@ -1,8 +1,8 @@
 /**
- * The bundles an edge user makes: `@pqc-mcp/core`, `@pqc-mcp/hono` (both entries) and the example worker, each
- * bundled by esbuild for a neutral platform (no Node built-ins provided) with every dependency inside. The build
- * itself fails on an unresolvable `node:` or bare built-in import; these tests also read the output for any import or
- * `require` of a built-in that could have been left for the runtime.
+ * The bundles an edge user makes: `@pqc-mcp/core`, `@pqc-mcp/hono`, `@pqc-mcp/durable-object` and the example worker
+ * (the MCP SDK v2 handler in it), each bundled by esbuild for a neutral platform (no Node built-ins provided) with
+ * every dependency inside. The build itself fails on an unresolvable `node:` or bare built-in import; these tests
+ * also read the output for any import or `require` of a built-in that could have been left for the runtime.
  */
 import { builtinModules } from 'node:module';
 import path from 'node:path';

@@ -14,14 +14,25 @@ import { ROOT, bin } from './bins.js';
 
 export { ROOT, bin };
 
+/**
+ * The `PQC_*` variables (and `PQC_JSON`) for what the suite asks of a server; throws for what a remote server cannot
+ * be given: an option it has no variable for, another identity, or an MCP SDK other than v2 (the example servers
+ * serve the SDK v2 handler only).
+ */
+export async function serverVars({ json, pqc, sdk }: StartOptions): Promise<Record<string, string>> {
+  if (sdk !== undefined && sdk !== 'v2') throw new Error(`a remote server serves the MCP SDK v2 only, not ${sdk}`);
+  return { ...(json ? { PQC_JSON: '1' } : {}), ...(await pqcVars(pqc)) };
+}
+
 /** The `PQC_*` variables for the suite's PQC options; throws for an option a remote server cannot be given. */
-export async function pqcVars(pqc: StartOptions['pqc']): Promise<Record<string, string>> {
-  const { identity, maxBodyBytes, sessionTtlSec, authorize, ...rest } = pqc;
+async function pqcVars(pqc: StartOptions['pqc']): Promise<Record<string, string>> {
+  const { identity, maxBodyBytes, maxBatch, sessionTtlSec, authorize, ...rest } = pqc;
   const unknown = Object.keys(rest).filter((k) => (rest as Record<string, unknown>)[k] !== undefined);
   if (unknown.length > 0) throw new Error(`a remote server cannot be given ${unknown.join(', ')}`);
   if (identity.did !== CONFORMANCE_SERVER_IDENTITY.did) throw new Error('a remote server is started with the suite identity only');
   const vars: Record<string, string> = {};
   if (maxBodyBytes !== undefined) vars.PQC_MAX_BODY_BYTES = String(maxBodyBytes);
+  if (maxBatch !== undefined) vars.PQC_MAX_BATCH = String(maxBatch);
   if (sessionTtlSec !== undefined) vars.PQC_SESSION_TTL_SEC = String(sessionTtlSec);
   if (authorize !== undefined) {
     const allowed: string[] = [];

@@ -1,33 +1,30 @@
 /**
  * The edge worker (examples/edge-worker.ts) bundled with esbuild and run under workerd through miniflare (npm),
- * driven from Node: the conformance suite (the SDK client through `pqcFetch` with SSE and JSON responses, every
- * rejection of docs/PROTOCOL.md §6, tampered and replayed requests among them), the PQC session state in the Durable Object
- * store (a second request of a session served by a new workerd process, a replay across them refused), and every
- * `SessionStore` method of `DurableObjectSessionStore` against the real object, atomic under concurrent calls.
+ * driven from Node over real HTTP: the conformance suite (the MCP SDK clients through `pqcFetch` with SSE and JSON
+ * responses, every rejection of docs/PROTOCOL.md §6, tampered and replayed requests among them, sessions ended by
+ * DELETE, expiry), `PQCMCPClient` against it, and the PQC session state in the Durable Object: a session opened in one
+ * workerd process is used by the next request in a new one, a replay across them is refused, a session ended in one
+ * is refused in the next, and of concurrent copies of one request (or one handshake) exactly one is served. What the
+ * store does method by method is tested against the real object in @pqc-mcp/durable-object (the store contract).
  */
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { Miniflare, type MiniflareOptions } from 'miniflare';
-import { MessageSigner, PQCHandshake, PQCTransportError, type SessionRecord } from '@pqc-mcp/core';
-import { DurableObjectSessionStore, type DurableObjectNamespaceLike } from '@pqc-mcp/durable-object';
+import { Miniflare } from 'miniflare';
+import { MessageSigner, PQCHandshake, type PQCSession } from '@pqc-mcp/core';
+import { PQCMCPClient } from '@pqc-mcp/mcp';
+import { CONFORMANCE_SERVER_IDENTITY, RawClient, runConformanceSuite, seededIdentity, type StartServer } from '@pqc-mcp/test-kit';
 import { buildEdgeWorker, edgeWorkerOptions } from '../../../examples/shared/edge.js';
-import { CONFORMANCE_SERVER_IDENTITY, runConformanceSuite, type StartServer } from '@pqc-mcp/test-kit';
-import { seededIdentity } from '@pqc-mcp/test-kit';
-import { pqcVars, serverJwkText, tempDir } from './helpers.js';
+import { serverJwkText, serverVars, tempDir } from './helpers.js';
+
+const SERVER = CONFORMANCE_SERVER_IDENTITY;
+const CLIENT = seededIdentity(21);
 
 /**
- * workerd's own output, less the noise of a client that goes away mid-stream (the suite aborts a GET stream:
- * workerd logs the broken pipe with a native stack).
+ * What workerd prints that is not for the test log: the broken pipe (with a native stack) of a client that goes away
+ * mid-stream (the suite aborts a GET stream), the worker's backend line (checked by a test), and the SDK's note that
+ * `responseMode: 'json'` drops notifications sent before a result (the JSON runs ask for that mode).
  */
-const quietRuntime: Pick<MiniflareOptions, 'handleRuntimeStdio'> = {
-  handleRuntimeStdio(stdout: Readable, stderr: Readable) {
-    for (const stream of [stdout, stderr]) {
-      createInterface(stream).on('line', (line) => {
-        if (!/Broken pipe|^stack: |^\s*$/.test(line)) console.error(line);
-      });
-    }
-  },
-};
+const QUIET = /Broken pipe|^stack: |^\s*$|^PQC backend: |^responseMode: 'json' drops/;
 
 let bundle: Promise<string> | undefined;
 let bundleDir: { dir: string; remove(): Promise<void> } | undefined;
@@ -46,33 +43,80 @@ afterAll(async () => {
   await bundleDir?.remove();
 });
 
-async function startWorker(vars: Record<string, string>, persistDir?: string): Promise<{ mf: Miniflare; url: string }> {
-  const mf = new Miniflare({
-    ...edgeWorkerOptions({ scriptPath: await workerBundle(), vars: { PQC_IDENTITY: serverJwkText(), ...vars }, persistDir }),
-    ...quietRuntime,
-  });
-  const base = await mf.ready;
-  return { mf, url: new URL('/mcp', base).href };
+/** A workerd process running the worker. */
+interface RunningWorker {
+  mf: Miniflare;
+  /** The MCP endpoint. */
+  url: string;
+  /** Every line workerd printed so far (the worker's console among them). */
+  logs: string[];
+  close(): Promise<void>;
 }
 
-const start: StartServer = async ({ json, pqc }) => {
-  const { mf, url } = await startWorker({ ...(json ? { PQC_JSON: '1' } : {}), ...(await pqcVars(pqc)) });
-  return { url, close: () => mf.dispose() };
+/** Starts the worker with `vars` (the suite identity as `PQC_IDENTITY` unless given), its Durable Objects in `persistDir` or in memory. */
+async function startWorker(vars: Record<string, string>, persistDir?: string): Promise<RunningWorker> {
+  const logs: string[] = [];
+  const mf = new Miniflare({
+    ...edgeWorkerOptions({ scriptPath: await workerBundle(), vars: { PQC_IDENTITY: serverJwkText(), ...vars }, persistDir }),
+    handleRuntimeStdio(stdout: Readable, stderr: Readable) {
+      for (const stream of [stdout, stderr]) {
+        createInterface(stream).on('line', (line) => {
+          logs.push(line);
+          if (!QUIET.test(line)) console.error(line);
+        });
+      }
+    },
+  });
+  const base = await mf.ready;
+  return { mf, url: new URL('/mcp', base).href, logs, close: () => mf.dispose() };
+}
+
+const start: StartServer = async (options) => {
+  const worker = await startWorker(await serverVars(options));
+  return { url: worker.url, close: worker.close };
 };
 
+/** Resolves once `logs` holds a line matching `pattern` (rejects after `ms`). */
+async function logged(logs: string[], pattern: RegExp, ms = 5000): Promise<string> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 20))) {
+    const line = logs.find((l) => pattern.test(l));
+    if (line !== undefined) return line;
+  }
+  throw new Error(`no line matching ${pattern} in workerd's output:\n${logs.join('\n')}`);
+}
+
+/** A raw client at `url` in a session opened elsewhere (another workerd process, another client object). */
+function inSession(url: string, session: PQCSession): RawClient {
+  const client = new RawClient(url, CLIENT, SERVER.did);
+  client.session = session;
+  return client;
+}
+
+/** Expects the signed 401 unknown_session of §6 for `signed`, answering it within `session`. */
+async function expectEndedSession(response: Response, session: PQCSession, signed: { nonce: string; message: Record<string, unknown> }): Promise<void> {
+  const text = await response.text();
+  expect({ status: response.status, body: JSON.parse(text) as unknown }).toMatchObject({
+    status: 401,
+    body: { id: signed.message.id, error: { code: -32010, data: { pqc: 'unknown_session' } } },
+  });
+  expect(await MessageSigner.verifyMessage(text, { peer: session.peer })).toMatchObject({ valid: true, sessionId: session.sessionId, inReplyTo: signed.nonce });
+}
+
 describe('the edge worker under workerd', () => {
-  test('GET pqc/handshake: the server identity, signing with noble (workerd has no ML-DSA in WebCrypto)', async () => {
-    const { mf, url } = await startWorker({});
+  test('GET pqc/handshake: the server identity; the worker signs with noble (workerd has no ML-DSA in WebCrypto)', async () => {
+    const worker = await startWorker({});
     try {
-      const info = await (await fetch(new URL('pqc/handshake', url))).json();
-      expect(info).toMatchObject({ did: CONFORMANCE_SERVER_IDENTITY.did, backend: 'noble', versions: [2] });
+      const info = await (await fetch(new URL('pqc/handshake', worker.url))).json();
+      expect(info).toEqual({ did: SERVER.did, algorithm: SERVER.algorithm, public_key: SERVER.publicKeyHex, versions: [2] });
+      // The backend is not on the wire (§5 lists what GET answers): the worker logs it once, as it makes its app.
+      expect(await logged(worker.logs, /^PQC backend: /)).toBe('PQC backend: noble');
     } finally {
-      await mf.dispose();
+      await worker.close();
     }
   });
 
   test('without the PQC_IDENTITY secret it answers 500 and says so', async () => {
-    const mf = new Miniflare({ ...edgeWorkerOptions({ scriptPath: await workerBundle(), vars: {} }), ...quietRuntime });
+    const mf = new Miniflare({ ...edgeWorkerOptions({ scriptPath: await workerBundle(), vars: {} }), handleRuntimeStdio: () => {} });
     try {
       const response = await fetch(new URL('/pqc/handshake', await mf.ready));
       expect(response.status).toBe(500);
@@ -81,189 +125,94 @@ describe('the edge worker under workerd', () => {
       await mf.dispose();
     }
   });
-});
 
-runConformanceSuite('edge-worker.ts on workerd (miniflare)', start);
-
-describe('PQC sessions in the Durable Object store', () => {
-  const CLIENT = seededIdentity(21);
-  const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-
-  function initialize(id: number): Record<string, unknown> {
-    return {
-      jsonrpc: '2.0',
-      id,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'do-test', version: '1.0.0' } },
-    };
-  }
-
-  test('two requests of one session served by two workerd processes; a replay across them is refused', async () => {
-    const storage = await tempDir('pqc-edge-do-');
-    const first = await startWorker({ PQC_JSON: '1' }, storage.dir);
-    let second: { mf: Miniflare; url: string } | undefined;
+  test('PQCMCPClient: handshake, tools/list, a signed tools/call; close() ends the session, and a request in it is refused after', async () => {
+    const worker = await startWorker({});
     try {
-      const { request, pending } = await PQCHandshake.initiate(CLIENT);
-      const handshake = await fetch(new URL('pqc/handshake', first.url), { method: 'POST', body: request });
-      expect(handshake.status).toBe(200);
-      const session = await PQCHandshake.complete(await handshake.text(), CLIENT, pending, { serverDid: CONFORMANCE_SERVER_IDENTITY.did });
-      const signer = new MessageSigner(CLIENT);
-
-      const one = await signer.signMessage(initialize(1), { sessionId: session.sessionId });
-      const answer = await fetch(first.url, { method: 'POST', headers: HEADERS, body: one.text });
-      expect(answer.status).toBe(200);
-      expect(await answer.json()).toMatchObject({ id: 1, result: { serverInfo: expect.any(Object) } });
-
-      // A new workerd process: nothing of the first isolate's memory survives, only the Durable Object storage.
-      await first.mf.dispose();
-      second = await startWorker({ PQC_JSON: '1' }, storage.dir);
-
-      const two = await signer.signMessage(initialize(2), { sessionId: session.sessionId });
-      const answer2 = await fetch(second.url, { method: 'POST', headers: HEADERS, body: two.text });
-      expect(answer2.status).toBe(200);
-      expect(await answer2.json()).toMatchObject({ id: 2, result: { serverInfo: expect.any(Object) } });
-
-      const replay = await fetch(second.url, { method: 'POST', headers: HEADERS, body: one.text });
-      expect(replay.status).toBe(401);
-      expect(await replay.json()).toMatchObject({ id: 1, error: { data: { pqc: 'replay_detected' } } });
-
-      // The object itself holds the session and both nonces.
-      const store = new DurableObjectSessionStore((await second.mf.getDurableObjectNamespace('PQC_SESSIONS')) as unknown as DurableObjectNamespaceLike);
-      expect(await store.getSession(session.sessionId)).toMatchObject({ sessionId: session.sessionId, peerDid: CLIENT.did });
-      expect(await store.recordNonce(session.sessionId, one.nonce, Date.now(), 600)).toBe(false);
-      expect(await store.recordNonce(session.sessionId, two.nonce, Date.now(), 600)).toBe(false);
+      const client = new PQCMCPClient({ identity: CLIENT, serverUrl: worker.url, serverDid: SERVER.did });
+      const session = await client.connect();
+      expect((await client.listTools()).map((t) => t.name).sort()).toEqual(['add', 'echo']);
+      expect(await client.callTool('add', { a: 2, b: 40 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
+      expect(await client.callTool('echo', { text: 'héllo 😀' })).toMatchObject({ content: [{ type: 'text', text: 'héllo 😀' }] });
+      expect(client.getAuditLog().filter((e) => e.operation === 'rejected')).toEqual([]);
+      // close() sends DELETE pqc/handshake (best effort, errors swallowed): the session must be over in the object.
+      await client.close();
+      const raw = inSession(worker.url, session);
+      const signed = await raw.sign({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+      await expectEndedSession(await raw.post(signed.text), session, signed);
     } finally {
-      await (second ?? first).mf.dispose().catch(() => {});
-      await storage.remove();
+      await worker.close();
     }
   });
 });
 
-describe('DurableObjectSessionStore against the real object', () => {
-  let mf: Miniflare;
-  let namespace: DurableObjectNamespaceLike;
-  let next = 0;
+// The worker serves the MCP SDK v2 handler only. A fresh isolate's first handshake and initialize (the app made, the
+// object's tables created, noble compiled) can outlast a 1 s session on a loaded machine, its clock frozen while it
+// computes: the expiry test gets 3 s.
+runConformanceSuite('edge-worker.ts on workerd (miniflare)', start, { sdks: ['v2'], expiryTtlSec: 3 });
 
-  beforeAll(async () => {
-    mf = new Miniflare({ ...edgeWorkerOptions({ scriptPath: await workerBundle(), vars: { PQC_IDENTITY: serverJwkText() } }), ...quietRuntime });
-    await mf.ready;
-    namespace = (await mf.getDurableObjectNamespace('PQC_SESSIONS')) as unknown as DurableObjectNamespaceLike;
-  });
-  afterAll(() => mf.dispose());
+describe('PQC sessions in the Durable Object, over HTTP', () => {
+  test('opened in one workerd process, used by the next request in a new one; a replay across them refused; ended in one, refused in the next', async () => {
+    const storage = await tempDir('pqc-edge-do-');
+    let worker = await startWorker({ PQC_JSON: '1' }, storage.dir);
+    try {
+      const first = new RawClient(worker.url, CLIENT, SERVER.did);
+      const session = await first.handshake();
+      await first.initialize();
+      const call = await first.sign({ jsonrpc: '2.0', id: first.id(), method: 'tools/call', params: { name: 'echo', arguments: { text: 'one' } } });
+      const answer = await first.post(call.text);
+      expect(answer.status).toBe(200);
+      expect(await first.verified(answer, call.nonce)).toMatchObject([{ result: { content: [{ text: 'one' }] } }]);
 
-  /** A store on an object of its own, so counts do not mix between tests. */
-  function store(options: ConstructorParameters<typeof DurableObjectSessionStore>[1] = {}): DurableObjectSessionStore {
-    return new DurableObjectSessionStore(namespace, { name: `test-${++next}`, ...options });
-  }
+      // A new workerd process over the same storage: nothing of the first isolate's memory survives.
+      await worker.close();
+      worker = await startWorker({ PQC_JSON: '1' }, storage.dir);
+      const second = inSession(worker.url, session);
+      expect(await second.call('echo', { text: 'two' })).toMatchObject({ result: { content: [{ type: 'text', text: 'two' }] } });
+      const replay = await second.post(call.text);
+      expect({ status: replay.status, body: await replay.json() }).toMatchObject({ status: 401, body: { id: call.message.id, error: { data: { pqc: 'replay_detected' } } } });
+      expect((await second.endSession()).status).toBe(204);
 
-  function record(sessionId: string, ttlMs = 60_000): SessionRecord {
-    const now = Date.now();
-    return {
-      sessionId,
-      profile: 2,
-      peerDid: `did:pqaid:${'c'.repeat(64)}`,
-      peerAlgorithm: 'ML-DSA-65',
-      peerPublicKey: 'ab'.repeat(1952),
-      localDid: `did:pqaid:${'d'.repeat(64)}`,
-      createdAt: now,
-      expiresAt: now + ttlMs,
-    };
-  }
-
-  const id = (n: number) => n.toString(16).padStart(32, '0');
-
-  test('createSession, getSession, deleteSession', async () => {
-    const s = store();
-    expect(await s.getSession(id(1))).toBeUndefined();
-    const created = record(id(1));
-    await s.createSession(created, { maxSessions: 10 });
-    expect(await s.getSession(id(1))).toEqual(created);
-    await s.deleteSession(id(1));
-    expect(await s.getSession(id(1))).toBeUndefined();
-    expect(await s.recordNonce(id(1), 'n1', Date.now(), 60)).toBe(false); // no session, no nonce
+      // And one more: the session ended in the second process is refused in the third.
+      await worker.close();
+      worker = await startWorker({ PQC_JSON: '1' }, storage.dir);
+      const third = inSession(worker.url, session);
+      const late = await third.sign({ jsonrpc: '2.0', id: third.id(), method: 'tools/list' });
+      await expectEndedSession(await third.post(late.text), session, late);
+    } finally {
+      await worker.close().catch(() => {});
+      await storage.remove();
+    }
   });
 
-  test('too_many_sessions at the limit; expired sessions make room', async () => {
-    const s = store();
-    await s.createSession(record(id(1), 300), { maxSessions: 2 });
-    await s.createSession(record(id(2)), { maxSessions: 2 });
-    const err = await s.createSession(record(id(3)), { maxSessions: 2 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PQCTransportError);
-    expect((err as PQCTransportError).reason).toBe('too_many_sessions');
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    await s.createSession(record(id(3)), { maxSessions: 2 });
-    expect(await s.getSession(id(3))).toBeDefined();
-  });
+  test('of 25 concurrent copies of one request (or of one handshake) exactly one is served, the others are replays', async () => {
+    const worker = await startWorker({ PQC_JSON: '1' });
+    try {
+      const client = new RawClient(worker.url, CLIENT, SERVER.did);
+      await client.handshake();
+      await client.initialize();
+      const signed = await client.sign({ jsonrpc: '2.0', id: client.id(), method: 'tools/list' });
+      const answers = await Promise.all(Array.from({ length: 25 }, async () => {
+        const response = await client.post(signed.text);
+        return { status: response.status, text: await response.text() };
+      }));
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
+      const refused = answers.filter((a) => a.status !== 200);
+      expect(refused.map((a) => [a.status, (JSON.parse(a.text) as { error: { data: { pqc: string } } }).error.data.pqc])).toEqual(
+        Array.from({ length: 24 }, () => [401, 'replay_detected']),
+      );
 
-  test('an expired session is still told apart during the grace period, then forgotten', async () => {
-    const s = store({ expiredGraceSec: 0.3 });
-    await s.createSession(record(id(1), 100), { maxSessions: 10 });
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const expired = await s.getSession(id(1));
-    expect(expired).toBeDefined();
-    expect(expired!.expiresAt).toBeLessThan(Date.now());
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(await s.getSession(id(1))).toBeUndefined();
-  });
-
-  test('recordNonce: a nonce once per session; per-session windows', async () => {
-    const s = store();
-    await s.createSession(record(id(1)), { maxSessions: 10 });
-    await s.createSession(record(id(2)), { maxSessions: 10 });
-    const t = Date.now();
-    expect(await s.recordNonce(id(1), 'aa', t, 600)).toBe(true);
-    expect(await s.recordNonce(id(1), 'aa', t, 600)).toBe(false);
-    expect(await s.recordNonce(id(2), 'aa', t, 600)).toBe(true);
-    expect(await s.recordNonce(id(1), 'bb', t, 600)).toBe(true);
-  });
-
-  test('a nonce is forgotten after its TTL', async () => {
-    const s = store();
-    await s.createSession(record(id(1)), { maxSessions: 10 });
-    const t = Date.now();
-    expect(await s.recordNonce(id(1), 'aa', t, 0.1)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await s.recordNonce(id(1), 'aa', t + 1, 0.1)).toBe(true);
-  });
-
-  test('past maxNonces the oldest go and their time becomes a floor: no replay reopens', async () => {
-    const s = store({ maxNoncesPerSession: 3 });
-    await s.createSession(record(id(1)), { maxSessions: 10 });
-    const t = Date.now();
-    for (const [i, n] of ['n1', 'n2', 'n3'].entries()) expect(await s.recordNonce(id(1), n, t + i, 600)).toBe(true);
-    expect(await s.recordNonce(id(1), 'n4', t + 3, 600)).toBe(true); // n1 (t) dropped: floor t
-    expect(await s.recordNonce(id(1), 'n1', t, 600)).toBe(false); // the replay of n1 cannot be proven fresh
-    expect(await s.recordNonce(id(1), 'n5', t - 5, 600)).toBe(false); // older than the floor
-    expect(await s.recordNonce(id(1), 'n3', t + 2, 600)).toBe(false); // still held
-    expect(await s.recordNonce(id(1), 'n6', t + 10, 600)).toBe(true);
-  });
-
-  test('recordHandshake: a key once within its TTL; bounded', async () => {
-    const s = store({ maxHandshakes: 2 });
-    expect(await s.recordHandshake('k1', 60)).toBe(true);
-    expect(await s.recordHandshake('k1', 60)).toBe(false);
-    expect(await s.recordHandshake('k2', 0.1)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await s.recordHandshake('k2', 60)).toBe(true);
-    expect(await s.recordHandshake('k3', 60)).toBe(true); // over the bound: the oldest key goes
-    expect(await s.recordHandshake('k3', 60)).toBe(false);
-  });
-
-  test('atomic: of 25 concurrent calls with one nonce (or one handshake key) exactly one wins', async () => {
-    const s = store();
-    await s.createSession(record(id(1)), { maxSessions: 10 });
-    const t = Date.now();
-    const nonces = await Promise.all(Array.from({ length: 25 }, () => s.recordNonce(id(1), 'same', t, 600)));
-    expect(nonces.filter(Boolean)).toHaveLength(1);
-    const keys = await Promise.all(Array.from({ length: 25 }, () => s.recordHandshake('same-key', 60)));
-    expect(keys.filter(Boolean)).toHaveLength(1);
-  });
-
-  test('bad calls are refused by the object, and the store says so', async () => {
-    const stub = namespace.get(namespace.idFromName('test-bad') as never);
-    const response = await stub.fetch('https://pqc-session-store.internal/', { method: 'POST', body: JSON.stringify({ op: 'recordNonce', sessionId: 1 }) });
-    expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ ok: false });
-    expect(() => new DurableObjectSessionStore({} as DurableObjectNamespaceLike)).toThrow(TypeError);
+      const { request } = await PQCHandshake.initiate(CLIENT, { serverDid: SERVER.did });
+      const handshakes = await Promise.all(Array.from({ length: 25 }, async () => {
+        const response = await fetch(client.handshakeUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
+        return { status: response.status, text: await response.text() };
+      }));
+      expect(handshakes.filter((a) => a.status === 200)).toHaveLength(1);
+      expect(handshakes.filter((a) => a.status !== 200).map((a) => [a.status, (JSON.parse(a.text) as { error: { data: { pqc: string } } }).error.data.pqc])).toEqual(
+        Array.from({ length: 24 }, () => [401, 'replay_detected']),
+      );
+    } finally {
+      await worker.close();
+    }
   });
 });
