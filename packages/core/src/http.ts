@@ -46,8 +46,21 @@ export async function readBodyLimited(body: ReadableStream<Uint8Array> | null, m
     throw new PQCTransportError('body_too_large', `body of ${declaredLength} bytes exceeds ${maxBytes}`);
   }
   if (!body) return new Uint8Array(0);
+  const bytes = await readAtMost(body, maxBytes);
+  if (!bytes) throw new PQCTransportError('body_too_large', `body exceeds ${maxBytes} bytes`);
+  return bytes;
+}
+
+/**
+ * The whole of a stream if it holds at most `maxBytes`; `undefined` (and the rest cancelled) as soon as it grows past
+ * them. One copy at most: a body that came in one chunk is returned as it is.
+ */
+export async function readAtMost<B extends ArrayBufferLike>(
+  body: ReadableStream<Uint8Array<B>>,
+  maxBytes: number,
+): Promise<Uint8Array<B> | Uint8Array<ArrayBuffer> | undefined> {
   const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<B>[] = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -55,7 +68,7 @@ export async function readBodyLimited(body: ReadableStream<Uint8Array> | null, m
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => {});
-      throw new PQCTransportError('body_too_large', `body exceeds ${maxBytes} bytes`);
+      return undefined;
     }
     chunks.push(value);
   }

@@ -5,7 +5,7 @@
 export { NonceWindow } from './store/nonce-window.js';
 export { parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from './store/record.js';
 export { SESSION_STORE_METHODS } from './store/types.js';
-export { headersForNewBody, mediaType, pqcErrorResponse, pqcReasonOf, NO_BODY_STATUS } from './http.js';
+export { headersForNewBody, mediaType, readAtMost, pqcErrorResponse, pqcReasonOf, NO_BODY_STATUS } from './http.js';
 export { transformEventStream } from './sse.js';
 export { DEFAULT_MAX_NONCES_PER_SESSION, MCP_SESSION_HEADER, nonceRetentionSec } from './protocol.js';
 export { routeKey, originForm } from './server/route.js';

@@ -13,6 +13,7 @@ test('@pqc-mcp/express', () => {
     'PQCHandler',
     'PQCRequestContext',
     'PQCServerOptions',
+    'applyKeepAliveTimeout',
     'pqcAuthInfo',
     'pqcMiddleware',
   ]);

@@ -196,11 +196,12 @@ async function redisHoldings(store: RedisSessionStore) {
 }
 
 describe('a handshake flood from fresh identities past maxSessions', () => {
-  const N = 4000;
-  const MAX_SESSIONS = 400;
-  const MAX_ENDED = 800;
+  // Ten times maxSessions: past every bound by far (sized so CI's two cores run it in seconds, not minutes).
+  const N = 1500;
+  const MAX_SESSIONS = 150;
+  const MAX_ENDED = 300;
   /** Handshakes between two calls of the client in use: fewer than maxSessions, so its session stays among the recent. */
-  const CHUNK = 200;
+  const CHUNK = 75;
   /**
    * Where in the flood a second idle client opens its session: late enough that, once ended (about MAX_SESSIONS
    * handshakes later), fewer than MAX_ENDED sessions end after it, so its record is still kept when it comes back.
@@ -312,8 +313,8 @@ describe('a handshake flood from fresh identities past maxSessions', () => {
 });
 
 describe('one key opening sessions without end', () => {
-  const N = 1000;
-  const MAX_ENDED = 100;
+  const N = 500;
+  const MAX_ENDED = 50;
 
   test(`${N} handshakes of one key on Redis: only its own sessions end, others keep theirs, what Redis holds stays bounded`, async () => {
     const store = redisStore({ maxEndedSessions: MAX_ENDED });
@@ -425,8 +426,8 @@ describe('an unauthenticated flood writes nothing to Redis and ends nobody\'s se
 });
 
 describe('nonce flood in one session', () => {
-  const N = 100_000;
-  const CAP = 10_000;
+  const N = 50_000;
+  const CAP = 5_000;
   const LIMITS: SessionLimits = { maxSessions: 10, maxSessionsPerClient: 16, retentionSec: 660 };
 
   function sessionRecord(): SessionRecord {

@@ -3,6 +3,7 @@
  * processes it runs itself (`stdio-upstream.ts`). Both answer with a web `Response` that core then signs, message by
  * message; nothing reaches an upstream before core verified it.
  */
+import { readAtMost } from '@pqc-mcp/core/internal';
 import type { PQCRequestContext } from '@pqc-mcp/core';
 import type { ConnectionFacts } from './headers.js';
 
@@ -50,27 +51,10 @@ export class UpstreamTooLargeError extends Error {
 }
 
 /** Reads a whole body of at most `maxBytes`; throws `UpstreamTooLargeError` past it (and cancels the rest). */
-export async function readBounded(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new UpstreamTooLargeError(`the upstream's answer exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+export async function readBounded(body: ReadableStream<Uint8Array<ArrayBuffer>>, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = await readAtMost(body, maxBytes);
+  if (!bytes) throw new UpstreamTooLargeError(`the upstream's answer exceeds ${maxBytes} bytes`);
+  return bytes;
 }
 
 /**
