@@ -1,7 +1,8 @@
 // Puts the repository's LICENSE into a package while it is packed (prepack: copy, postpack: remove), so that every
 // tarball carries it and the repository keeps one copy.
 import { copyFileSync, rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import process from 'node:process';
+import { URL, fileURLToPath } from 'node:url';
 
 const source = fileURLToPath(new URL('../LICENSE', import.meta.url));
 const action = process.argv[2];

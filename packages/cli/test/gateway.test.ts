@@ -168,8 +168,11 @@ describe.each([
     expect(new Set(audit.map((e) => e.operation))).toEqual(new Set(['handshake', 'request', 'notification', 'response', 'rejected']));
     expect(audit.find((e) => e.operation === 'request' && e.method === 'tools/call')).toMatchObject({ peer_did: CLIENT.did, verified: true });
     expect(audit.find((e) => e.operation === 'rejected')).toMatchObject({ reason: 'missing_envelope', verified: false, method: null });
-    // Core audits a verified GET or DELETE as operation 'response' signed by the client (a quirk reported to core): the
-    // answers the gateway signed are the responses it signed.
+    // A verified GET or DELETE is a 'request' with method null and its HTTP method and path in details; the answers the
+    // gateway signed are its 'response' entries.
+    const bodyless = audit.filter((e) => e.operation === 'request' && e.method === null);
+    expect(bodyless.map((e) => (e.details as { http_method?: string } | null)?.http_method)).toContain('DELETE');
+    expect(bodyless.every((e) => e.peer_did === CLIENT.did && e.verified)).toBe(true);
     expect(audit.filter((e) => e.operation === 'response' && e.signer_did === GATEWAY.did).length).toBeGreaterThanOrEqual(3);
   });
 
