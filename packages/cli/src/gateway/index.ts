@@ -142,6 +142,54 @@ function shownHost(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]` : address.address;
 }
 
+/** The log record of a request whose response has ended (or whose client went away). */
+function requestLog(req: IncomingMessage, res: ServerResponse, flight: InFlight, time: string, started: number): RequestLog {
+  const { verdict, reason } = verdictOf(flight);
+  const result = flight.result;
+  return {
+    time,
+    http_method: req.method ?? 'GET',
+    path: (req.url ?? '/').split('?', 1)[0]!,
+    rpc_method: result && result.methods.length > 0 ? [...new Set(result.methods)].join(',') : null,
+    peer_did: result?.peerDid ?? null,
+    verdict,
+    reason,
+    // 0: nothing was sent (the client went away, or took longer than the request timeout).
+    status: res.headersSent ? res.statusCode : 0,
+    latency_ms: Math.round((performance.now() - started) * 10) / 10,
+    signed: result?.signed ?? 0,
+    aborted: !res.writableFinished,
+  };
+}
+
+/** Resolves once `server` listens on `port` and `host`; rejects with the listen error (a port in use). */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Stops accepting, ends open streams at once, waits up to `graceMs` for the other requests in flight, then cuts what
+ * is left.
+ */
+async function drain(server: Server, inFlight: ReadonlySet<InFlight>, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  for (const flight of inFlight) if (flight.stream) flight.abort.abort();
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+  await Promise.race([Promise.all([...inFlight].map((f) => f.done)), grace]);
+  clearTimeout(timer);
+  for (const flight of inFlight) flight.abort.abort();
+  server.closeAllConnections();
+  await closed;
+}
+
 /** Starts the gateway; resolves once it listens. */
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const { upstream } = options;
@@ -173,7 +221,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   /** The application behind core: the upstream for verified requests; nothing unverified goes there. */
   function next(req: IncomingMessage, flight: InFlight, request: Request, parsedBody: unknown, context: PQCRequestContext | undefined): Promise<Response> {
     if (!context) {
-      if (request.method === 'OPTIONS') return Promise.resolve(new Response(null, { status: 204, headers: { allow: 'GET, HEAD, POST, DELETE, OPTIONS' } }));
       flight.own = { verdict: 'not_found', reason: null };
       return Promise.resolve(
         Response.json({ error: `not found: this gateway serves ${endpoint} and ${handler.options.handshakePath}` }, { status: 404 }),
@@ -238,22 +285,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         // The response ended, or the client went away: stop reading from the upstream either way.
         flight.abort.abort();
         inFlight.delete(flight);
-        const { verdict, reason } = verdictOf(flight);
-        const result = flight.result;
-        options.onRequest?.({
-          time,
-          http_method: req.method ?? 'GET',
-          path: (req.url ?? '/').split('?', 1)[0]!,
-          rpc_method: result && result.methods.length > 0 ? [...new Set(result.methods)].join(',') : null,
-          peer_did: result?.peerDid ?? null,
-          verdict,
-          reason,
-          // 0: nothing was sent (the client went away, or took longer than the request timeout).
-          status: res.headersSent ? res.statusCode : 0,
-          latency_ms: Math.round((performance.now() - started) * 10) / 10,
-          signed: result?.signed ?? 0,
-          aborted: !res.writableFinished,
-        });
+        options.onRequest?.(requestLog(req, res, flight, time, started));
         finish();
       });
       serve(req, res, flight).catch(() => {
@@ -268,13 +300,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
   );
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, options.port, options.host);
   const address = server.address() as AddressInfo;
   const url = `http://${shownHost(address)}:${address.port}${endpoint}`;
 
@@ -286,16 +312,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     handler,
     close(graceMs = 5000) {
       closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        for (const flight of inFlight) if (flight.stream) flight.abort.abort();
-        let timer: NodeJS.Timeout | undefined;
-        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-        await Promise.race([Promise.all([...inFlight].map((f) => f.done)), grace]);
-        clearTimeout(timer);
-        for (const flight of inFlight) flight.abort.abort();
-        server.closeAllConnections();
-        await closed;
+        await drain(server, inFlight, graceMs);
         await upstream.close();
         await options.store?.close?.();
       })();
