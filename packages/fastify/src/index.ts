@@ -39,11 +39,25 @@ const cleanBody = Symbol('pqc.cleanBody');
 type PendingRequest = FastifyRequest & { [cleanBody]?: Uint8Array };
 
 /**
- * The path Fastify routed this request on: the matched route's URL (prefix included). A request that matched no route
- * never reaches a handler; its URL's path is still given to the core, which protects it if it looks like an endpoint.
+ * Whether a route's pattern may match a path the core protects: a wildcard (`/*`, `/mcp*`), or a last segment that
+ * is a parameter (`/:name`, `/api/:tool`), may match a path ending in the endpoint's, whatever it spells.
  */
-function routedPath(request: FastifyRequest): string {
-  return request.routeOptions.url ?? nodeRequestUrl(request.raw).pathname;
+function mayMatchEndpoint(pattern: string): boolean {
+  if (pattern.includes('*')) return true;
+  const last = pattern.slice(pattern.lastIndexOf('/') + 1);
+  return last.includes(':');
+}
+
+/**
+ * The path the core decides protection on. A route whose pattern is an endpoint's, or may match one (see
+ * `mayMatchEndpoint`), is protected on every path it serves (fail closed: its handler may be the MCP server); any
+ * other route, and a request that matched none, by the path received.
+ */
+function routedPath(request: FastifyRequest, handler: PQCHandler): string {
+  const pattern = request.routeOptions.url;
+  if (pattern !== undefined && handler.route(pattern) !== undefined) return pattern;
+  if (pattern !== undefined && mayMatchEndpoint(pattern)) return handler.options.endpoints[0]!;
+  return nodeRequestUrl(request.raw).pathname;
 }
 
 const plugin: FastifyPluginAsync<PQCFastifyOptions | { handler: PQCHandler }> = async (fastify, options) => {
@@ -78,7 +92,7 @@ const plugin: FastifyPluginAsync<PQCFastifyOptions | { handler: PQCHandler }> = 
   }
 
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-    const path = routedPath(request);
+    const path = routedPath(request, handler);
     if (handler.route(path) === undefined) {
       done();
       return;

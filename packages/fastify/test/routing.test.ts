@@ -62,6 +62,32 @@ const MOUNTS: Array<[name: string, endpoints: string[], mount: Mount]> = [
       await app.register(async (sub) => mcpRoute(sub, '/mcp', runs), { prefix: '/api' });
     },
   ],
+  // Routes whose pattern does not spell the endpoint but match it: what is protected follows the path received too.
+  [
+    "plugin at the root, a wildcard route '/*'",
+    ['/mcp'],
+    async (app, pqc, runs) => {
+      if (pqc) await app.register(pqcPlugin, pqc);
+      mcpRoute(app, '/*', runs);
+    },
+  ],
+  [
+    "plugin at the root, a parametric route '/:name'",
+    ['/mcp'],
+    async (app, pqc, runs) => {
+      if (pqc) await app.register(pqcPlugin, pqc);
+      mcpRoute(app, '/:name', runs);
+    },
+  ],
+  [
+    "plugin at the root, a route '/mc*' and one '/api/:name' under it",
+    ['/mcp', '/api/mcp'],
+    async (app, pqc, runs) => {
+      if (pqc) await app.register(pqcPlugin, pqc);
+      mcpRoute(app, '/mc*', runs);
+      mcpRoute(app, '/api/:name', runs);
+    },
+  ],
 ];
 
 /** Every loosening of Fastify 5's router (`routerOptions`; its type, from find-my-way, lacks `useSemicolonDelimiter`). */
