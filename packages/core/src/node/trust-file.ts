@@ -94,6 +94,10 @@ export class FileTrustStore extends TrustStore {
     await this.reload();
   }
 
+  protected override async beforeSession(): Promise<void> {
+    await this.reload();
+  }
+
   protected override async load(): Promise<TrustSet | undefined> {
     this.#lastCheck = Date.now();
     let version: string | undefined;

@@ -8,7 +8,7 @@
  * A reload that fails (unreadable, malformed, too large) keeps the last good set and is reported to `onError`: keys
  * only the bad document would add stay untrusted (fail closed), keys and revocations already known stay in force.
  */
-import { isDid, type PeerIdentity } from '../identity.js';
+import type { PeerIdentity } from '../identity.js';
 import { DEFAULT_MAX_TRUST_ENTRIES, parseTrustDocument, type TrustDocument, type TrustSet, type TrustedKey } from './document.js';
 
 /** Options shared by the trust stores. */
@@ -32,7 +32,6 @@ function defaultOnError(error: Error): void {
 /** A set of trusted client keys and revoked DIDs (docs: packages/core/README.md, "Trust stores and revocation"). */
 export class TrustStore {
   #set: TrustSet;
-  readonly #revokedHere = new Set<string>();
   readonly #listeners = new Set<TrustWithdrawnListener>();
   readonly #onError: (error: Error) => void;
   #pending: Promise<boolean> | undefined;
@@ -54,9 +53,9 @@ export class TrustStore {
     return this.#set.keys;
   }
 
-  /** True when `did` is revoked, by the document or by `revoke()`. */
+  /** True when the document revokes `did`. */
   isRevoked(did: string): boolean {
-    return this.#set.revoked.has(did) || this.#revokedHere.has(did);
+    return this.#set.revoked.has(did);
   }
 
   /**
@@ -69,6 +68,19 @@ export class TrustStore {
   }
 
   /**
+   * True while the session of `did` opened at `openedAt` (epoch ms) may go on. Like `allows`, but a DID this store
+   * does not list (and does not revoke) is checked against the source first when the session may have been opened
+   * by an instance that read a newer document (a key added since this store last read its source): refused only if
+   * the source does not list it either.
+   */
+  async allowsSession(did: string, openedAt: number): Promise<boolean> {
+    if (this.allows(did)) return true;
+    if (this.isRevoked(did)) return false;
+    await this.beforeSession(openedAt);
+    return this.#set.keys.has(did) && !this.isRevoked(did);
+  }
+
+  /**
    * True when `peer` may open a session: its DID is listed with the very key it presented, and is not revoked. A
    * subclass may first reload its document (a file checked for a change, a URL fetched for an unknown key).
    */
@@ -76,19 +88,6 @@ export class TrustStore {
     await this.beforeAuthorize(peer.did);
     const key = this.#set.keys.get(peer.did);
     return key !== undefined && key.algorithm === peer.algorithm && key.publicKeyHex === peer.publicKeyHex && !this.isRevoked(peer.did);
-  }
-
-  /**
-   * Revokes `did` in this store, whatever later reloads say (until the process ends): its handshakes are refused and
-   * every server using the store ends its live sessions in the session store, so every instance sharing that store
-   * refuses its next message.
-   */
-  revoke(did: string): void {
-    if (!isDid(did)) throw new TypeError('TrustStore.revoke: not a did:pqaid DID');
-    const allowed = this.#set.keys.has(did) && !this.isRevoked(did);
-    const known = this.isRevoked(did);
-    this.#revokedHere.add(did);
-    if (allowed || !known) this.#emit([did]);
   }
 
   /** Subscribes to withdrawals (the server does, to end sessions); returns the unsubscribe function. */
@@ -139,6 +138,9 @@ export class TrustStore {
   /** Called on every `allows` (every message): a subclass starts a background reload when one is due. */
   protected onUse(): void {}
 
+  /** Called for a session of a DID this store does not list: a subclass reloads if its source may list it now. */
+  protected async beforeSession(_openedAt: number): Promise<void> {}
+
   /** Called before a handshake is decided: a subclass reloads when its document may be stale for `did`. */
   protected async beforeAuthorize(_did: string): Promise<void> {}
 
@@ -153,10 +155,10 @@ export class TrustStore {
     this.#set = set;
     const withdrawn = new Set<string>();
     for (const did of before.keys.keys()) {
-      const wasAllowed = !before.revoked.has(did) && !this.#revokedHere.has(did);
+      const wasAllowed = !before.revoked.has(did);
       if (wasAllowed && !(set.keys.has(did) && !this.isRevoked(did))) withdrawn.add(did);
     }
-    for (const did of set.revoked) if (!before.revoked.has(did) && !this.#revokedHere.has(did)) withdrawn.add(did);
+    for (const did of set.revoked) if (!before.revoked.has(did)) withdrawn.add(did);
     if (withdrawn.size > 0) this.#emit([...withdrawn]);
   }
 

@@ -100,6 +100,11 @@ export class UrlTrustStore extends TrustStore {
     else if (!this.keys.has(did) && !this.isRevoked(did) && age >= this.#cooldownMs) await this.reload();
   }
 
+  protected override async beforeSession(openedAt: number): Promise<void> {
+    // Fetched before the session opened: another instance may have admitted a key added since. Once per session.
+    if (this.#lastFetch <= openedAt) await this.reload();
+  }
+
   protected override async load(): Promise<TrustSet | undefined> {
     this.#lastFetch = this.#now();
     try {
