@@ -69,7 +69,7 @@ export function parseTrustDocument(input: string | TrustDocument, maxEntries = D
     try {
       peer = PeerIdentity.fromJwk(jwk as IdentityJwk);
     } catch (err) {
-      throw new TypeError(`trust document: keys[${i}]: ${err instanceof Error ? err.message : String(err)}`);
+      throw new TypeError(`trust document: keys[${i}]: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     set.set(peer.did, Object.freeze({ did: peer.did, algorithm: peer.algorithm, publicKeyHex: peer.publicKeyHex, name: peer.name }));
   });
