@@ -277,6 +277,32 @@ describe('FileTrustStore', () => {
     }
   });
 
+  test('a session store that fails to end the sessions: reported to onError, this instance refuses the client anyway', async () => {
+    const file = join(dir, 'clients.json');
+    await writeFile(file, JSON.stringify(documentOf([CLIENT])));
+    const errors: Error[] = [];
+    const trust = await FileTrustStore.load(file, { watch: false, onError: (e) => errors.push(e) });
+    class FailingStore extends MemorySessionStore {
+      override async endPeerSessions(): Promise<string[]> {
+        throw new Error('connection reset');
+      }
+    }
+    const server = await startMcpServer({ identity: SERVER, authorize: trust, store: new FailingStore() });
+    try {
+      const client = await connectSdkClient('v2 client, auto', server.url, pqcFetch({ identity: CLIENT, serverDid: SERVER.did }));
+      expect(await client.callTool('echo', { text: 'ok' })).toMatchObject({ content: [{ text: 'ok' }] });
+      await writeFile(file, JSON.stringify(documentOf([CLIENT], [CLIENT])));
+      expect(await trust.reload()).toBe(true);
+      for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(10);
+      expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/sessions of did:pqaid:\w+ could not be ended in the session store: connection reset/)]);
+      await expect(client.callTool('echo', { text: 'refused' })).rejects.toThrow(/peer_not_authorized/);
+      await client.close().catch(() => undefined);
+    } finally {
+      await server.close();
+      trust.close();
+    }
+  });
+
   test('a file that cannot be read at start-up fails the start; one too large is refused', async () => {
     await expect(FileTrustStore.load(join(dir, 'missing.json'))).rejects.toThrow(/ENOENT/);
     const file = join(dir, 'big.json');
