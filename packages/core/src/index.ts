@@ -76,4 +76,7 @@ export {
   pqcContextOf,
   type PQCAuthInfo,
 } from './server/index.js';
+export { TrustStore, type TrustStoreOptions, type TrustWithdrawnListener } from './trust/store.js';
+export { UrlTrustStore, type UrlTrustStoreOptions } from './trust/url.js';
+export { parseTrustDocument, type TrustDocument, type TrustSet, type TrustedKey } from './trust/document.js';
 export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';

@@ -20,6 +20,7 @@ export type StoreCall =
     }
   | { op: 'getSession'; sessionId: string }
   | { op: 'endSession'; sessionId: string; retentionMs: number }
+  | { op: 'endPeerSessions'; peerDid: string; retentionMs: number }
   | { op: 'recordNonce'; sessionId: string; nonce: string; timestampMs: number; ttlMs: number; maxNonces: number }
   | { op: 'recordHandshake'; key: string; timestampMs: number; ttlMs: number; maxHandshakes: number }
   | { op: 'recordOnce'; key: string; ttlMs: number; maxOnceKeys: number }

@@ -282,6 +282,11 @@ export class PQCSessionStoreObject {
         const retentionMs = duration(call.retentionMs, 'retentionMs');
         return () => this.#endSession(sessionId, retentionMs, now);
       }
+      case 'endPeerSessions': {
+        const peerDid = text(call.peerDid, 'peerDid');
+        const retentionMs = duration(call.retentionMs, 'retentionMs');
+        return () => this.#endPeerSessions(peerDid, retentionMs, now);
+      }
       case 'recordNonce': {
         const sessionId = text(call.sessionId, 'sessionId');
         const nonce = text(call.nonce, 'nonce');
@@ -479,6 +484,13 @@ export class PQCSessionStoreObject {
     const row = this.#session(sessionId, now);
     if (!row || row.ended_at !== null) return;
     this.#end(row, now, Math.max(Number(row.retention_ms), retentionMs));
+  }
+
+  /** Ends every live session of one client (its trust was withdrawn); the ids of those it ended. */
+  #endPeerSessions(peerDid: string, retentionMs: number, now: number): string[] {
+    this.#demoteExpired(now, BEYOND);
+    const mine = this.#rows(`SELECT ${RECORD} FROM pqc_sessions WHERE live = 1 AND peer_did = ? ORDER BY created_at, n`, peerDid);
+    return mine.map((row) => this.#end(row, now, Math.max(Number(row.retention_ms), retentionMs)));
   }
 
   /**

@@ -126,6 +126,12 @@ export class DurableObjectSessionStore implements SessionStore {
     await this.#call({ op: 'endSession', sessionId, retentionMs: retentionSec * 1000 });
   }
 
+  async endPeerSessions(peerDid: string, retentionSec: number): Promise<string[]> {
+    const value = await this.#call({ op: 'endPeerSessions', peerDid, retentionMs: retentionSec * 1000 });
+    if (!Array.isArray(value) || !value.every((id) => typeof id === 'string')) throw malformed('endPeerSessions');
+    return value as string[];
+  }
+
   async recordNonce(sessionId: string, nonce: string, timestampMs: number, ttlSec: number): Promise<NonceOutcome> {
     const value = await this.#call({ op: 'recordNonce', sessionId, nonce, timestampMs, ttlMs: ttlSec * 1000, maxNonces: this.#maxNonces });
     if (!OUTCOMES.has(value)) throw malformed('recordNonce');

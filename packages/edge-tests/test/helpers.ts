@@ -37,7 +37,8 @@ async function pqcVars(pqc: StartOptions['pqc']): Promise<Record<string, string>
   if (authorize !== undefined) {
     const allowed: string[] = [];
     for (const peer of conformancePeers()) {
-      const ok = typeof authorize === 'function' ? await authorize(peer.toPeer()) : authorize.includes(peer.did);
+      const ok =
+        typeof authorize === 'function' ? await authorize(peer.toPeer()) : 'authorize' in authorize ? await authorize.authorize(peer.toPeer()) : authorize.includes(peer.did);
       if (ok === true) allowed.push(peer.did);
     }
     vars.PQC_AUTHORIZED_DIDS = allowed.join(',');

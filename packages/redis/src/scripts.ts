@@ -203,6 +203,26 @@ return 0
 `);
 
 /**
+ * Ends every live session of one client (its trust was withdrawn).
+ * KEYS: the client's ZSET; live ZSET, expiry ZSET, retained ZSET.
+ * ARGV: now, retention (ms), the key prefix.
+ * Returns the ids of the sessions it ended. Like `CREATE_SESSION`, it builds the keys of the sessions it ends from the
+ * prefix (undeclared: cross-slot, see above).
+ */
+export const END_PEER_SESSIONS = script(`${COMMON}
+local now, min_ret, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local ended = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local exp = tonumber(redis.call('ZSCORE', KEYS[3], id))
+  local base = prefix .. '{' .. id .. '}:'
+  if exp and exp > now then
+    if end_session(base .. 's', base .. 'n', base .. 't', KEYS[2], KEYS[3], KEYS[4], prefix, id, now, min_ret) then ended[#ended + 1] = id end
+  end
+end
+return ended
+`);
+
+/**
  * Step 7 of docs/PROTOCOL.md §3 in one script: the nonce check and record, and the session's liveness.
  * KEYS: the session's hash, nonce ZSET (nonce -> arrival number) and nonce hash (nonce -> "<signed time> <expiry>");
  *       the live ZSET (session id -> last used).

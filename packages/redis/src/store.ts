@@ -16,7 +16,7 @@ import {
 } from '@pqc-mcp/core';
 import { DEFAULT_MAX_NONCES_PER_SESSION, parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from '@pqc-mcp/core/internal';
 import { createClient } from 'redis';
-import { CLAIM_MCP_SESSION, CREATE_SESSION, END_SESSION, RECORD_NONCE, type LuaScript } from './scripts.js';
+import { CLAIM_MCP_SESSION, CREATE_SESSION, END_PEER_SESSIONS, END_SESSION, RECORD_NONCE, type LuaScript } from './scripts.js';
 
 /**
  * What the store needs of a Redis client: a node-redis v5/v6 client (`createClient()`), connected or not, fits.
@@ -383,6 +383,21 @@ export class RedisSessionStore implements SessionStore {
       [String(this.#clock()), sessionId, String(retentionMs(retentionSec)), this.keyPrefix],
       'endSession',
     );
+  }
+
+  async endPeerSessions(peerDid: string, retentionSec: number): Promise<string[]> {
+    if (typeof retentionSec !== 'number' || !Number.isFinite(retentionSec) || retentionSec < 0) {
+      throw new TypeError(`RedisSessionStore: endPeerSessions's retentionSec must be a number >= 0, got ${String(retentionSec)}`);
+    }
+    const k = this.keys;
+    const reply = await this.#eval(
+      END_PEER_SESSIONS,
+      [k.client(peerDid), k.live, k.expiry, k.retained],
+      [String(this.#clock()), String(retentionMs(retentionSec)), this.keyPrefix],
+      'endPeerSessions',
+    );
+    if (!Array.isArray(reply) || !reply.every((x) => typeof x === 'string')) throw unavailable('endPeerSessions: unexpected reply');
+    return reply as string[];
   }
 
   async recordNonce(sessionId: string, nonce: string, timestampMs: number, ttlSec: number): Promise<NonceOutcome> {

@@ -217,6 +217,26 @@ export function runSessionStoreContract(name: string, make: (options: StoreOptio
       expect(await store.recordNonce(r.sessionId, hex(16), Date.now(), 660)).toBe('ended');
     });
 
+    test("endPeerSessions ends every live session of one client, seen by every instance; others untouched", async () => {
+      const other = await sut.sibling();
+      expect(typeof store.endPeerSessions).toBe('function');
+      const mine = [record('a14'), record('a14'), record('a14')];
+      const expired = record('a14', { createdAt: Date.now() - 5000, expiresAt: Date.now() - 1000 });
+      const theirs = record('b14');
+      for (const r of [...mine, expired, theirs]) await store.createSession(r, LIMITS);
+      await store.endSession(mine[2]!.sessionId, 660);
+      const ended = await other.endPeerSessions!(mine[0]!.peerDid, 660);
+      expect([...ended].sort()).toEqual([mine[0]!.sessionId, mine[1]!.sessionId].sort());
+      for (const r of mine) expect(await store.recordNonce(r.sessionId, hex(16), Date.now(), 660)).toBe('ended');
+      expect(await store.recordNonce(theirs.sessionId, hex(16), Date.now(), 660)).toBe('accepted');
+      expect(await other.endPeerSessions!(mine[0]!.peerDid, 660)).toEqual([]);
+      expect(await store.endPeerSessions!(record('c14').peerDid, 660)).toEqual([]);
+      // The client may open sessions again afterwards (whether it may is the server's decision, not the store's).
+      const next = record('a14');
+      await store.createSession(next, LIMITS);
+      expect(await other.recordNonce(next.sessionId, hex(16), Date.now(), 660)).toBe('accepted');
+    });
+
     test('concurrent handshakes of one client never leave it above its cap', async () => {
       const other = await sut.sibling();
       const limits = { ...LIMITS, maxSessionsPerClient: 2 };

@@ -18,3 +18,4 @@ export {
   type WorkerPoolOptions,
   type WorkerPoolStats,
 } from './pool.js';
+export { FileTrustStore, type FileTrustStoreOptions } from './trust-file.js';

@@ -135,6 +135,8 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     return response;
   }
 
+  if (o.trust) endSessionsOnWithdrawal(o);
+
   const handler: PQCHandler = {
     options: o,
     identity: o.identity,
@@ -146,6 +148,34 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
   };
   handlers.add(handler);
   return handler;
+}
+
+/** The session stores already ending sessions for a trust store (one subscription per pair). */
+const withdrawalSubscriptions = new WeakMap<object, WeakSet<SessionStore>>();
+
+/**
+ * When the trust store withdraws a client (revoked, or no longer listed), its live sessions end in the session store
+ * at once, so every instance sharing the store refuses its next message (`ended`), whether or not it has reloaded the
+ * trust store yet. A failure is reported to the trust store's `onError`; this instance refuses the client anyway.
+ */
+function endSessionsOnWithdrawal(o: ResolvedServerOptions): void {
+  const trust = o.trust!;
+  const stores = withdrawalSubscriptions.get(trust) ?? new WeakSet<SessionStore>();
+  withdrawalSubscriptions.set(trust, stores);
+  if (stores.has(o.store)) return;
+  stores.add(o.store);
+  const store = o.store;
+  trust.onWithdraw((dids) => {
+    void (async () => {
+      for (const did of dids) {
+        try {
+          await store.endPeerSessions!(did, o.retentionSec);
+        } catch (err) {
+          trust.reportError(new Error(`the sessions of ${did} could not be ended in the session store: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+        }
+      }
+    })();
+  });
 }
 
 /** Every handler `createPQCHandler` made: what an adapter given "options or a handler" tells apart. */

@@ -19,6 +19,7 @@ import {
 } from '../protocol.js';
 import { MemorySessionStore } from '../store/memory.js';
 import { SESSION_STORE_METHODS, type Profile, type SessionStore } from '../store/types.js';
+import { TrustStore } from '../trust/store.js';
 
 /** What became of one request in the PQC layer, handed to `onResult` when core's answer is ready. */
 export interface PQCRequestResult {
@@ -77,8 +78,12 @@ export interface PQCServerOptions {
   maxBodyBytes?: number;
   /** Bound on the JSON values of a request body (default 100 000); past it requests get 413 `body_too_large`. */
   maxJsonValues?: number;
-  /** Who may open a session: a list of client DIDs or a function of the authenticated peer (default: anyone). */
-  authorize?: Authorizer;
+  /**
+   * Who may open a session (default: anyone): a list of client DIDs, a function of the authenticated peer, or a
+   * `TrustStore` (a file or URL of trusted keys, with revocation): then a client whose trust is withdrawn is refused
+   * at its next message too, and its live sessions are ended in the session store, for every instance sharing it.
+   */
+  authorize?: Authorizer | TrustStore;
   /**
    * Where sessions and nonces live (default: a `MemorySessionStore` on the clock `now`, for one instance; §9: one store
    * per identity). A store given keeps its own clock.
@@ -119,6 +124,8 @@ export interface ResolvedServerOptions {
   readonly maxBodyBytes: number;
   readonly maxJsonValues: number;
   readonly authorize: Authorizer | undefined;
+  /** The trust store given as `authorize`: every message's client is checked against it. */
+  readonly trust: TrustStore | undefined;
   readonly store: SessionStore;
   readonly audit: AuditLog;
   readonly includePublicKey: boolean;
@@ -175,9 +182,10 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
   if (profiles.length === 0 || profiles.some((p) => p !== 1 && p !== 2)) throw optionError('profiles', 'must be a non-empty list of 1 and 2');
   const algorithms = [...(options.algorithms ?? ALGORITHMS)];
   if (algorithms.length === 0 || !algorithms.every(isAlgorithm)) throw optionError('algorithms', `must be a non-empty list of ${ALGORITHMS.join(', ')}`);
-  const authorize = options.authorize;
+  const trust = options.authorize instanceof TrustStore ? options.authorize : undefined;
+  const authorize: Authorizer | undefined = trust ? (peer) => trust.authorize(peer) : (options.authorize as Authorizer | undefined);
   if (authorize !== undefined && typeof authorize !== 'function' && !(Array.isArray(authorize) && authorize.every((d) => typeof d === 'string'))) {
-    throw optionError('authorize', 'must be a list of DIDs or a function (peer) => boolean');
+    throw optionError('authorize', 'must be a list of DIDs, a function (peer) => boolean or a TrustStore');
   }
   if (options.onResult !== undefined && typeof options.onResult !== 'function') throw optionError('onResult', 'must be a function');
   if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function returning epoch milliseconds');
@@ -189,6 +197,10 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     } catch (err) {
       throw optionError('backend', `must be 'auto', 'noble', 'node', 'webcrypto' or a CryptoBackend available here (${err instanceof Error ? err.message : String(err)})`);
     }
+  }
+  const store = resolveStore(options.store, now);
+  if (trust && typeof store.endPeerSessions !== 'function') {
+    throw optionError('store', 'must implement endPeerSessions when authorize is a TrustStore (a withdrawn client\'s sessions must end in it)');
   }
   const clockSkewSec = positive(options, 'clockSkewSec', DEFAULT_CLOCK_SKEW_SEC, false);
   const publicPath = options.publicPath === undefined ? undefined : checkPath(options.publicPath, 'publicPath');
@@ -209,7 +221,8 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     maxBodyBytes: positive(options, 'maxBodyBytes', DEFAULT_MAX_BODY_BYTES, true),
     maxJsonValues: positive(options, 'maxJsonValues', DEFAULT_MAX_JSON_VALUES, true),
     authorize,
-    store: resolveStore(options.store, now),
+    trust,
+    store,
     audit: resolveAudit(options.audit),
     includePublicKey: options.includePublicKey === true,
     onResult: options.onResult,

@@ -75,6 +75,14 @@ export async function verifyMessages(
   rules: MessageRules,
 ): Promise<AcceptedMessage[] | Response> {
   const o = ctx.o;
+  // A client whose trust was withdrawn (revoked, or no longer listed) is refused at once: the check is in memory
+  // (a DID not listed here is looked up in the source first, in case another instance read a newer document).
+  if (o.trust !== undefined && !o.trust.allows(session.peerDid) && !(await o.trust.allowsSession(session.peerDid, session.createdAt))) {
+    return reject(ctx, facts, 'peer_not_authorized', messages.length > 0 ? messageId(messages[0]!) : null, {
+      detail: 'the client is no longer trusted (revoked, or not in the trust store)',
+      session,
+    });
+  }
   let peer;
   try {
     peer = ctx.peers.get(session);

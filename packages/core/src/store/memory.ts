@@ -135,6 +135,18 @@ export class MemorySessionStore implements SessionStore {
     this.#end(entry, now);
   }
 
+  async endPeerSessions(peerDid: string, retentionSec: number): Promise<string[]> {
+    const now = this.#now();
+    this.#expireLive(now);
+    const ended: string[] = [];
+    for (const entry of [...this.#live.values()]) {
+      if (entry.record.peerDid !== peerDid) continue;
+      entry.retentionMs = Math.max(entry.retentionMs, retentionSec * 1000);
+      ended.push(this.#end(entry, now));
+    }
+    return ended;
+  }
+
   async recordNonce(sessionId: string, nonce: string, timestampMs: number, ttlSec: number): Promise<NonceOutcome> {
     const now = this.#now();
     const entry = this.#entry(sessionId, now);

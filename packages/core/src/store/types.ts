@@ -89,6 +89,13 @@ export interface SessionStore {
   recordServerRequest(sessionId: string, requestKey: string, nonce: string, ttlSec: number): Promise<void>;
   /** The nonce of that server request, forgotten as it is read: an answer is accepted once. */
   takeServerRequest(sessionId: string, requestKey: string): Promise<string | undefined>;
+  /**
+   * Ends every live session of the client `peerDid` (its trust was withdrawn: revoked, or no longer in the server's
+   * trust store), atomically, and resolves their ids. Like `endSession`, the records and nonces are kept for
+   * `retentionSec`, so any instance sharing the store answers the client's next message `ended`. Required by a server
+   * whose `authorize` is a `TrustStore`.
+   */
+  endPeerSessions?(peerDid: string, retentionSec: number): Promise<string[]>;
   /** Releases what the store holds (timers, connections). */
   close?(): Promise<void>;
 }
