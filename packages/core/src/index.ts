@@ -77,3 +77,14 @@ export {
   type PQCAuthInfo,
 } from './server/index.js';
 export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';
+export {
+  MemoryToolPinStore,
+  PINNED_TOOL_FIELDS,
+  ToolPinError,
+  toolDefinition,
+  toolDigest,
+  type ToolDefinition,
+  type ToolPin,
+  type ToolPinReason,
+  type ToolPinStore,
+} from './tools/pins.js';

@@ -18,3 +18,4 @@ export {
   type WorkerPoolOptions,
   type WorkerPoolStats,
 } from './pool.js';
+export { FileToolPinStore } from './tool-pin-file.js';
