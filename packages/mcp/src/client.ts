@@ -17,7 +17,8 @@ import {
 } from '@modelcontextprotocol/client';
 import { PQCTransportError, ToolPinError, errorForReason, isPQCReason, pqcFetch, type AuditEntry, type PQCFetch, type PQCFetchOptions, type PQCSession } from '@pqc-mcp/core';
 import { MCPToolError } from './errors.js';
-import { ToolPinning, validatePinningOptions, type ToolApproval, type ToolPinningOptions, type ToolsChangedEvent } from './tool-pinning.js';
+import { sdkToolsPage } from './sdk-list.js';
+import { DEFAULT_MAX_PAGES, ToolPinning, validatePinningOptions, type ToolApproval, type ToolPinningOptions, type ToolsChangedEvent } from './tool-pinning.js';
 import { v1CallToolResult, v1Request, v1Tools, type V1Result } from './v1.js';
 
 /** Options of `PQCMCPClient`: where the server is, who it must be, `pqcFetch`'s options, and the MCP era. */
@@ -58,6 +59,7 @@ export class PQCMCPClient {
   #transport: StreamableHTTPClientTransport | undefined;
   #connected = false;
   readonly #pinning: ToolPinning | undefined;
+  readonly #maxPages: number | undefined;
 
   constructor(options: PQCMCPClientOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('PQCMCPClient: options are required ({ identity, serverUrl, serverDid })');
@@ -79,6 +81,7 @@ export class PQCMCPClient {
     this.#negotiation = versionNegotiation ?? { mode: 'auto' };
     this.fetch = pqcFetch(fetchOptions); // validates identity, pinning and profile now
     this.#profile = options.profile ?? 2;
+    this.#maxPages = toolPins ? (toolPins.maxPages ?? DEFAULT_MAX_PAGES) : undefined;
     this.#pinning =
       toolPins &&
       new ToolPinning(toolPins, {
@@ -108,7 +111,12 @@ export class PQCMCPClient {
     if (this.#connected) throw new Error('PQCMCPClient.connect: already connected');
     const session = await this.fetch.handshake(this.serverUrl);
     if (this.#profile === 2) {
-      const client = new Client(this.#clientInfo, { capabilities: {}, versionNegotiation: this.#negotiation });
+      const client = new Client(this.#clientInfo, {
+        capabilities: {},
+        versionNegotiation: this.#negotiation,
+        // With tool pinning, the SDK's walk over tools/list pages is bounded by the pinning's maxPages.
+        ...(this.#maxPages === undefined ? {} : { listMaxPages: this.#maxPages }),
+      });
       const transport = new StreamableHTTPClientTransport(this.serverUrl, { fetch: this.fetch });
       const pinning = this.#pinning;
       if (pinning) client.setNotificationHandler('notifications/tools/list_changed', () => pinning.markStale());
@@ -168,7 +176,7 @@ export class PQCMCPClient {
 
   async #listPage(cursor: string | undefined, options?: CallOptions): Promise<{ tools: Tool[]; nextCursor?: string }> {
     if (!this.#client) return { tools: v1Tools((await this.#v1('tools/list', {})).plain) };
-    return this.#client.listTools(cursor === undefined ? undefined : { cursor }, options);
+    return sdkToolsPage(this.#client, cursor, options);
   }
 
   async #pinned<T>(run: () => Promise<T>): Promise<T> {

@@ -5,6 +5,7 @@
  */
 import type { CallToolResult, Client, RequestOptions, Tool } from '@modelcontextprotocol/client';
 import { isDid, type PQCFetch } from '@pqc-mcp/core';
+import { sdkToolsPage } from './sdk-list.js';
 import { ToolPinning, validatePinningOptions, type ToolApproval, type ToolPinningOptions, type ToolsChangedEvent } from './tool-pinning.js';
 
 /** Options of `pinTools`: the pinning options and where the server's DID comes from. */
@@ -43,7 +44,7 @@ export function pinTools(client: Client, options: PinToolsOptions): PinnedTools 
     return did;
   };
   const pinning = new ToolPinning(options, {
-    listPage: (cursor, callOptions) => client.listTools(cursor === undefined ? undefined : { cursor }, callOptions),
+    listPage: (cursor, callOptions) => sdkToolsPage(client, cursor, callOptions),
     serverDid: pinnedDid,
     signer: () => (fetch ? fetch.session?.peerDid : serverDid),
   });

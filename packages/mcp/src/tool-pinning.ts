@@ -66,7 +66,8 @@ export interface ToolListSource {
   signer(): string | undefined;
 }
 
-const DEFAULT_MAX_PAGES = 100;
+/** Default bound on the `tools/list` pages of one listing. */
+export const DEFAULT_MAX_PAGES = 100;
 const DEFAULT_MAX_TOOLS = 10_000;
 
 interface Listed {
