@@ -202,14 +202,19 @@ describe('PQCMCPClient with toolPins', () => {
     await c.close();
   });
 
-  test('a changed tool called before any listing: the client lists first, tells, and refuses', async () => {
+  test.each([
+    ['2025-11-25', { mode: 'legacy' as const }],
+    ['2026-07-28', { mode: { pin: '2026-07-28' } }],
+  ])('a changed tool called before any listing (%s): the client lists first, tells, and refuses', async (_era, versionNegotiation) => {
     const store = new MemoryToolPinStore();
-    let c = client(await serve(ORIGINAL), store);
+    const make = (url: string, onToolsChanged?: (e: ToolsChangedEvent) => void) =>
+      new PQCMCPClient({ identity: CLIENT, serverUrl: url, serverDid: SERVER.did, versionNegotiation, toolPins: { store, onToolsChanged } });
+    let c = make(await serve(ORIGINAL));
     await c.connect();
     await c.listTools();
     await c.close();
     const events: ToolsChangedEvent[] = [];
-    c = client(await restart({ ...ORIGINAL, greet: POISONED }), store, (e) => void events.push(e));
+    c = make(await restart({ ...ORIGINAL, greet: POISONED }), (e) => void events.push(e));
     await c.connect();
     expect(await refusal(c.callTool('greet', { text: 'x' }))).toMatchObject({ reason: 'tool_changed' });
     expect(events.map((e) => e.changed.map((x) => x.name))).toEqual([['greet']]);
@@ -239,6 +244,7 @@ describe('PQCMCPClient with toolPins', () => {
   });
 
   test('look-alike names (case, full-width forms) are new tools, flagged confusable, and do not inherit the approval', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => {}); // the SDK server warns of the non-ASCII name
     const store = new MemoryToolPinStore();
     let c = client(await serve(ORIGINAL), store);
     await c.connect();
@@ -254,6 +260,7 @@ describe('PQCMCPClient with toolPins', () => {
     expect(await refusal(c.callTool('ｇｒｅｅｔ'))).toMatchObject({ reason: 'tool_added' });
     expect(textOf(await c.callTool('greet', { text: 'x' }))).toBe('greet:x');
     await c.close();
+    warn.mockRestore();
   });
 
   describe('pagination', () => {
