@@ -39,9 +39,10 @@ export function pinTools(client: Client, options: PinToolsOptions): PinnedTools 
   if (serverDid !== undefined && !isDid(serverDid)) throw new TypeError('pinTools: "serverDid" must be a DID');
   if (fetch !== undefined && (typeof fetch !== 'function' || !('audit' in fetch))) throw new TypeError('pinTools: "fetch" must be a pqcFetch');
   const pinnedDid = (): string | undefined => {
-    const did = fetch?.serverDid ?? serverDid;
-    if (serverDid !== undefined && fetch?.serverDid !== undefined && fetch.serverDid !== serverDid) return undefined; // two different servers: refuse
-    return did;
+    if (serverDid !== undefined && fetch?.serverDid !== undefined && fetch.serverDid !== serverDid) {
+      throw new Error(`pinTools: the fetch is pinned to ${fetch.serverDid}, not to the "serverDid" given (${serverDid})`);
+    }
+    return fetch?.serverDid ?? serverDid;
   };
   const pinning = new ToolPinning(options, {
     listPage: (cursor, callOptions) => sdkToolsPage(client, cursor, callOptions),
