@@ -80,3 +80,14 @@ export { TrustStore, type TrustStoreOptions, type TrustWithdrawnListener } from 
 export { UrlTrustStore, type UrlTrustStoreOptions } from './trust/url.js';
 export { parseTrustDocument, type TrustDocument, type TrustSet, type TrustedKey } from './trust/document.js';
 export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';
+export {
+  MemoryToolPinStore,
+  PINNED_TOOL_FIELDS,
+  ToolPinError,
+  toolDefinition,
+  toolDigest,
+  type ToolDefinition,
+  type ToolPin,
+  type ToolPinReason,
+  type ToolPinStore,
+} from './tools/pins.js';

@@ -43,8 +43,10 @@ test('@pqc-mcp/core', () => {
     'JsonValue',
     'MemorySessionStore',
     'MemorySessionStoreOptions',
+    'MemoryToolPinStore',
     'MessageSigner',
     'NonceOutcome',
+    'PINNED_TOOL_FIELDS',
     'PQCAuthInfo',
     'PQCFetch',
     'PQCFetchOptions',
@@ -80,6 +82,11 @@ test('@pqc-mcp/core', () => {
     'SignatureVerificationError',
     'SignedMessage',
     'SigningKey',
+    'ToolDefinition',
+    'ToolPin',
+    'ToolPinError',
+    'ToolPinReason',
+    'ToolPinStore',
     'TrustDocument',
     'TrustSet',
     'TrustStore',
@@ -106,6 +113,8 @@ test('@pqc-mcp/core', () => {
     'pqcFetch',
     'selectBackend',
     'setDefaultBackend',
+    'toolDefinition',
+    'toolDigest',
   ]);
 });
 
@@ -113,6 +122,7 @@ test('@pqc-mcp/core/node', () => {
   expect(exportedNames(entry('node/index.ts'))).toEqual([
     'CryptoPoolError',
     'CryptoPoolOption',
+    'FileToolPinStore',
     'FileTrustStore',
     'FileTrustStoreOptions',
     'KEEP_ALIVE_TIMEOUT_MS',

@@ -15,8 +15,10 @@ import {
   type Tool,
   type VersionNegotiationOptions,
 } from '@modelcontextprotocol/client';
-import { PQCTransportError, errorForReason, isPQCReason, pqcFetch, type AuditEntry, type PQCFetch, type PQCFetchOptions, type PQCSession } from '@pqc-mcp/core';
+import { PQCTransportError, ToolPinError, errorForReason, isPQCReason, pqcFetch, type AuditEntry, type PQCFetch, type PQCFetchOptions, type PQCSession } from '@pqc-mcp/core';
 import { MCPToolError } from './errors.js';
+import { sdkToolsPage } from './sdk-list.js';
+import { DEFAULT_MAX_PAGES, ToolPinning, validatePinningOptions, type ToolApproval, type ToolPinningOptions, type ToolsChangedEvent } from './tool-pinning.js';
 import { v1CallToolResult, v1Request, v1Tools, type V1Result } from './v1.js';
 
 /** Options of `PQCMCPClient`: where the server is, who it must be, `pqcFetch`'s options, and the MCP era. */
@@ -30,6 +32,11 @@ export interface PQCMCPClientOptions extends PQCFetchOptions {
    * the server offers it, else 2025-11-25). Ignored with `profile: 1`.
    */
   versionNegotiation?: VersionNegotiationOptions;
+  /**
+   * Tool pinning against silent changes: the first listing of the server's tools is pinned in `store`; a tool that
+   * later differs, appears or disappears raises `onToolsChanged` and is refused (`ToolPinError`) until approved.
+   */
+  toolPins?: ToolPinningOptions;
 }
 
 /** Per-call options: the MCP SDK's `RequestOptions` (`timeout`, `signal`, `onprogress`, ...). */
@@ -51,6 +58,8 @@ export class PQCMCPClient {
   #client: Client | undefined;
   #transport: StreamableHTTPClientTransport | undefined;
   #connected = false;
+  readonly #pinning: ToolPinning | undefined;
+  readonly #maxPages: number | undefined;
 
   constructor(options: PQCMCPClientOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('PQCMCPClient: options are required ({ identity, serverUrl, serverDid })');
@@ -65,12 +74,21 @@ export class PQCMCPClient {
     if (info !== undefined && (typeof info !== 'object' || info === null || typeof info.name !== 'string' || typeof info.version !== 'string')) {
       throw new TypeError('PQCMCPClient: option "clientInfo" must be { name: string, version: string }');
     }
-    const { serverUrl: _url, clientInfo: _info, versionNegotiation, ...fetchOptions } = options;
+    if (options.toolPins !== undefined) validatePinningOptions(options.toolPins, 'PQCMCPClient: option "toolPins"');
+    const { serverUrl: _url, clientInfo: _info, versionNegotiation, toolPins, ...fetchOptions } = options;
     this.serverUrl = url;
     this.#clientInfo = info ?? { name: 'pqc-mcp-client', version: '0.1.0' };
     this.#negotiation = versionNegotiation ?? { mode: 'auto' };
     this.fetch = pqcFetch(fetchOptions); // validates identity, pinning and profile now
     this.#profile = options.profile ?? 2;
+    this.#maxPages = toolPins ? (toolPins.maxPages ?? DEFAULT_MAX_PAGES) : undefined;
+    this.#pinning =
+      toolPins &&
+      new ToolPinning(toolPins, {
+        listPage: (cursor, callOptions) => this.#listPage(cursor, callOptions),
+        serverDid: () => this.fetch.serverDid,
+        signer: () => this.fetch.session?.peerDid,
+      });
   }
 
   /** The current PQC session (replaced when the client re-handshakes); `undefined` before `connect()`. */
@@ -93,8 +111,15 @@ export class PQCMCPClient {
     if (this.#connected) throw new Error('PQCMCPClient.connect: already connected');
     const session = await this.fetch.handshake(this.serverUrl);
     if (this.#profile === 2) {
-      const client = new Client(this.#clientInfo, { capabilities: {}, versionNegotiation: this.#negotiation });
+      const client = new Client(this.#clientInfo, {
+        capabilities: {},
+        versionNegotiation: this.#negotiation,
+        // With tool pinning, the SDK's walk over tools/list pages is bounded by the pinning's maxPages.
+        ...(this.#maxPages === undefined ? {} : { listMaxPages: this.#maxPages }),
+      });
       const transport = new StreamableHTTPClientTransport(this.serverUrl, { fetch: this.fetch });
+      const pinning = this.#pinning;
+      if (pinning) client.setNotificationHandler('notifications/tools/list_changed', () => pinning.markStale());
       try {
         await client.connect(transport, options);
       } catch (err) {
@@ -105,6 +130,7 @@ export class PQCMCPClient {
       this.#transport = transport;
     }
     this.#connected = true;
+    this.#pinning?.reset();
     return this.fetch.session ?? session;
   }
 
@@ -114,6 +140,7 @@ export class PQCMCPClient {
    */
   async callTool(name: string, args: Record<string, unknown> = {}, options?: CallOptions): Promise<CallToolResult> {
     this.#assertConnected('callTool');
+    if (this.#pinning) await this.#pinned(() => this.#pinning!.assertCallable(name));
     if (!this.#client) return v1CallToolResult(await this.#v1('tools/call', { name, arguments: args }, name));
     try {
       return (await this.#client.callTool({ name, arguments: args }, options)) as CallToolResult;
@@ -122,9 +149,45 @@ export class PQCMCPClient {
     }
   }
 
-  /** Lists the server's tools (every page). */
+  /**
+   * Lists the server's tools (every page). With `toolPins`, only the tools callable now: those whose current
+   * definition is approved (a change is told to `onToolsChanged` and shown by `pendingToolChanges`).
+   */
   async listTools(options?: CallOptions): Promise<Tool[]> {
     this.#assertConnected('listTools');
+    if (this.#pinning) return this.#pinned(() => this.#pinning!.list(options));
+    return this.#listAll(options);
+  }
+
+  /**
+   * Approves pending tool changes (with `toolPins`): all of them, those of some tool names, or exactly the versions
+   * an `onToolsChanged` event showed (`ToolPinError('approval_stale')` if the server lists others now). Records them
+   * in the store; resolves with the names approved.
+   */
+  async approveTools(selection?: ToolApproval): Promise<string[]> {
+    if (!this.#pinning) throw new Error('PQCMCPClient.approveTools: tool pinning is off (option "toolPins")');
+    return this.#pinning.approve(selection);
+  }
+
+  /** The difference between the server's last listing and the approved tools (with `toolPins`), if any. */
+  get pendingToolChanges(): ToolsChangedEvent | undefined {
+    return this.#pinning?.pending;
+  }
+
+  async #listPage(cursor: string | undefined, options?: CallOptions): Promise<{ tools: Tool[]; nextCursor?: string }> {
+    if (!this.#client) return { tools: v1Tools((await this.#v1('tools/list', {})).plain) };
+    return sdkToolsPage(this.#client, cursor, options);
+  }
+
+  async #pinned<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw err instanceof ToolPinError ? err : toError(err);
+    }
+  }
+
+  async #listAll(options?: CallOptions): Promise<Tool[]> {
     if (!this.#client) return v1Tools((await this.#v1('tools/list', {})).plain);
     const tools: Tool[] = [];
     let cursor: string | undefined;

@@ -17,6 +17,20 @@ export {
   type ToolInputSchema,
 } from './server.js';
 export { withPqc } from './with-pqc.js';
+export {
+  ToolPinning,
+  type ToolApproval,
+  type ToolChange,
+  type ToolListSource,
+  type ToolPinningOptions,
+  type ToolsChangedEvent,
+  type ToolsChangedHandler,
+  type ToolVersion,
+} from './tool-pinning.js';
+export { pinTools, type PinToolsOptions, type PinnedTools } from './pin-tools.js';
 export { MCPToolError, mcpErrorReason, type MCPErrorReason } from './errors.js';
 // The same re-exports as the adapters: the identity every client and server needs.
 export { AgentIdentity, type PQCRequestContext } from '@pqc-mcp/core';
+// What tool pinning needs, from core: the stores and the error.
+export { MemoryToolPinStore, ToolPinError, type ToolDefinition, type ToolPin, type ToolPinReason, type ToolPinStore } from '@pqc-mcp/core';
+export { FileToolPinStore } from '@pqc-mcp/core/node';

@@ -19,3 +19,4 @@ export {
   type WorkerPoolStats,
 } from './pool.js';
 export { FileTrustStore, type FileTrustStoreOptions } from './trust-file.js';
+export { FileToolPinStore } from './tool-pin-file.js';
