@@ -340,6 +340,13 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
         const response = await fetch(box.url(server.url), init);
         expect(response.headers.get('mcp-session-id')).not.toBe('attacker-chosen');
         await response.text();
+        // Nor from the one unsigned answer a client takes: the empty 202 to a POST of notifications only (the MCP SDK
+        // 1.x client adopts the header from any POST answer, which would move it into a session of the middlebox's
+        // choosing).
+        const notification = { method: 'POST', headers: MCP_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) };
+        const accepted = await fetch(box.url(server.url), notification);
+        expect(accepted.status).toBe(202);
+        expect(accepted.headers.get('mcp-session-id')).toBeNull();
       });
 
       test('an answer over the size bound is refused, whole or per event', async () => {

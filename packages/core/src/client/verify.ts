@@ -230,7 +230,8 @@ export async function readAnswer(answer: Response, s: PQCSession, o: ResolvedFet
   // The only unsigned answers accepted: an empty 202 to a POST that held no request, an empty 2xx to a DELETE.
   if ((status === 202 && expect.method === 'POST' && !expect.hadRequest) || (expect.method === 'DELETE' && status >= 200 && status < 300)) {
     const bytes = await readBodyLimited(response.body, o.maxResponseBytes, response.headers.get('content-length')).catch(() => undefined);
-    if (bytes?.byteLength === 0) return new Response(null, { status, statusText: response.statusText, headers: headersForNewBody(response.headers) });
+    // Nothing of an unsigned answer is passed on that a client acts on: no Mcp-Session-Id (the 1.x SDK adopts it).
+    if (bytes?.byteLength === 0) return new Response(null, { status, statusText: response.statusText, headers: mcpHeaderFor(response.headers, []) });
     if (bytes === undefined) throw outcomeUnknown(`an oversized answer (HTTP ${status})`);
     response = new Response(bytes as Uint8Array<ArrayBuffer>, response);
   }
