@@ -17,6 +17,7 @@ import {
   legacyHandshakePathFor,
   nonceRetentionSec,
 } from '../protocol.js';
+import { readRotationRecords, type RotationRecord } from '../rotation.js';
 import { MemorySessionStore } from '../store/memory.js';
 import { SESSION_STORE_METHODS, type Profile, type SessionStore } from '../store/types.js';
 
@@ -80,6 +81,13 @@ export interface PQCServerOptions {
   /** Who may open a session: a list of client DIDs or a function of the authenticated peer (default: anyone). */
   authorize?: Authorizer;
   /**
+   * This server's key rotation records (§11), oldest first, the last one rotating to `identity`: a list of records,
+   * or their JSON text (`pqc-mcp rotate` writes one). Checked at start-up (shape, links, every signature). They are
+   * served with the identity at `GET pqc/handshake`, and a handshake naming a retired DID within its key's overlap is
+   * answered with the current key and the chain from that DID, which rotation-aware clients follow.
+   */
+  rotations?: string | readonly (RotationRecord | string)[];
+  /**
    * Where sessions and nonces live (default: a `MemorySessionStore` on the clock `now`, for one instance; §9: one store
    * per identity). A store given keeps its own clock.
    */
@@ -119,6 +127,8 @@ export interface ResolvedServerOptions {
   readonly maxBodyBytes: number;
   readonly maxJsonValues: number;
   readonly authorize: Authorizer | undefined;
+  /** The rotation records, checked (§11); undefined when none. */
+  readonly rotations: readonly RotationRecord[] | undefined;
   readonly store: SessionStore;
   readonly audit: AuditLog;
   readonly includePublicKey: boolean;
@@ -192,6 +202,17 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
   }
   const clockSkewSec = positive(options, 'clockSkewSec', DEFAULT_CLOCK_SKEW_SEC, false);
   const publicPath = options.publicPath === undefined ? undefined : checkPath(options.publicPath, 'publicPath');
+  let rotations: readonly RotationRecord[] | undefined;
+  if (options.rotations !== undefined) {
+    try {
+      const input = Array.isArray(options.rotations)
+        ? (options.rotations as readonly unknown[]).map((r) => (typeof r === 'string' ? (JSON.parse(r) as unknown) : r))
+        : options.rotations;
+      rotations = Object.freeze(readRotationRecords(input, identity));
+    } catch (err) {
+      throw optionError('rotations', `must be this server's rotation chain: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   return Object.freeze({
     identity,
     endpoints: Object.freeze(endpoints),
@@ -209,6 +230,7 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     maxBodyBytes: positive(options, 'maxBodyBytes', DEFAULT_MAX_BODY_BYTES, true),
     maxJsonValues: positive(options, 'maxJsonValues', DEFAULT_MAX_JSON_VALUES, true),
     authorize,
+    rotations,
     store: resolveStore(options.store, now),
     audit: resolveAudit(options.audit),
     includePublicKey: options.includePublicKey === true,
