@@ -231,7 +231,7 @@ function parseChain(input: unknown): ParsedRecord[] {
     const next = records[i + 1];
     if (next === undefined) break;
     if (next.oldDid !== record.newDid || next.oldKey !== record.newKey || next.oldAlgorithm !== record.newAlgorithm) {
-      const elsewhere = records.some((r, j) => j !== i + 1 && r.oldDid === record.newDid) || records.some((r, j) => j > i + 1 && r.newDid === record.oldDid);
+      const elsewhere = records.some((r, j) => j !== i + 1 && r.oldDid === record.newDid) || records.some((r, j) => j > i && r.newDid === record.oldDid);
       if (elsewhere) refuse('out_of_order', `record ${i + 1} does not continue record ${i}: records must be listed oldest first`);
       refuse('chain_broken', `record ${i + 1} does not start at the key record ${i} rotates to (a gap in the chain)`);
     }
