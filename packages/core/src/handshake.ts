@@ -16,7 +16,7 @@ import {
   HANDSHAKE_RESPONSE_CONTEXT,
   nonceRetentionSec,
 } from './protocol.js';
-import { chainFrom, verifyRotationChain, type RotationChain, type RotationRecord } from './rotation.js';
+import { RotationError, chainFrom, verifyRotationChain, type RotationChain, type RotationRecord } from './rotation.js';
 import { PQCSession, type PQCSessionOptions } from './session.js';
 import type { Profile, SessionRecord, SessionStore } from './store/types.js';
 import { formatTimestamp, nowMs, parseTimestamp, type Clock } from './time.js';
@@ -399,7 +399,9 @@ export const PQCHandshake = {
       if (fromDid === undefined || (pending.serverDid !== undefined && pending.serverDid !== fromDid)) {
         reject('peer_mismatch', 'the request named another server than the pinned one');
       }
-      rotation = await verifyRotationChain(fields.get('rotations'), {
+      const records = fields.get('rotations');
+      if (!Array.isArray(records)) throw new RotationError('malformed', 'rotations is not a list of records');
+      rotation = await verifyRotationChain(records, {
         fromDid,
         fromPublicKey: pinnedKey,
         to: { did: serverDid, publicKey: serverKeyHex },

@@ -135,6 +135,7 @@ function toLosslessList(input: unknown): JsonValue[] {
   let tree: JsonValue;
   try {
     if (typeof input === 'string') tree = parseLossless(input);
+    else if (input instanceof Map) tree = [input as JsonObject];
     else if (Array.isArray(input) && input.every((r) => r instanceof Map)) tree = input as JsonValue[];
     else tree = parseLossless(JSON.stringify(input) ?? 'null');
   } catch {
