@@ -146,7 +146,7 @@ describe('client (pqcFetch)', () => {
     const now = () => T0 + 2 * DAY;
     // B holds its key and serves A → B → C, but C is the end of the chain: B cannot pass for C.
     const rogueStore = new MemorySessionStore({ now });
-    const rogue: FetchLike = async (input, init) => {
+    const rogue: FetchLike = async (_input, init) => {
       if (init?.method !== 'POST') return new Response(null, { status: 404 });
       const { response } = await PQCHandshake.respond(String(init.body), B, { store: rogueStore, rotations: [AB, BC], now: now() });
       return new Response(response, { headers: { 'content-type': 'application/json' } });
