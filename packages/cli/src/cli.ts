@@ -4,13 +4,14 @@ import { bridge } from './commands/bridge.js';
 import { call } from './commands/call.js';
 import { gateway } from './commands/gateway.js';
 import { identity, keygen } from './commands/keys.js';
+import { rotate } from './commands/rotate.js';
 import { verify } from './commands/verify.js';
 import { HELP, TOP_HELP } from './help.js';
 import { EXIT, CliError, processIo, type Io } from './util.js';
 
 type Command = (args: string[], io: Io) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = { keygen, identity, gateway, bridge, call, verify };
+const COMMANDS: Record<string, Command> = { keygen, identity, rotate, gateway, bridge, call, verify };
 
 function version(): string {
   try {

@@ -13,6 +13,7 @@ Usage: pqc-mcp <command> [options]
 Commands:
   keygen     create an identity file (ML-DSA key seed, DID)
   identity   show an identity file's DID, algorithm and public key (never the seed)
+  rotate     replace a server's key: a new identity and the rotation record signed by the current key
   gateway    a reverse proxy that puts PQC in front of any MCP server (Streamable HTTP)
   bridge     a stdio MCP server for MCP hosts that forwards everything to a remote PQC server
   call       call one tool on a PQC server and print the verified result
@@ -51,6 +52,31 @@ Options:
 
 ${EXIT_CODES}`,
 
+  rotate: `Usage: pqc-mcp rotate --identity FILE --out NEW-FILE --record CHAIN-FILE [options]
+
+Replaces a server's key without breaking clients pinned to it (docs/PROTOCOL.md §11). Reads the current identity,
+creates the new one (mode 0600) and a rotation record naming it, signed by the current key, and writes the chain
+(the records of --previous, then the new one) as a JSON array. Prints the new DID on stdout.
+
+Serve the chain with the new identity (gateway: --identity NEW-FILE --rotations CHAIN-FILE; a server: its
+\`rotations\` option): a client pinned to the old DID is answered by the new key with the chain, checks every record
+and re-pins. The old identity is not needed to serve any more: keep it offline, or destroy it.
+
+Options:
+  --identity FILE       the current identity file (required)
+  --out FILE            where to write the new identity (required; refused if it exists, unless --force)
+  --record FILE         where to write the rotation chain (required; refused if it exists, unless --force)
+  --previous FILE       the chain written by the last rotation (its last record names --identity): kept in front
+  --algorithm ALG       the new key's algorithm (default: the current one's)
+  --name NAME           the new identity's name (default: the current one's)
+  --effective-at TIME   when the new key takes effect, RFC 3339 (default: now)
+  --overlap DURATION    how long clients pinned to the old key may still follow the record after TIME:
+                        7d (default), 12h, 30m, or seconds
+  --force               overwrite --out and --record if they exist
+  -h, --help            show this help
+
+${EXIT_CODES}`,
+
   gateway: `Usage: pqc-mcp gateway (--upstream URL | --upstream-command "CMD ARGS") --listen HOST:PORT --identity FILE [options]
 
 A reverse proxy that terminates PQC in front of an unmodified MCP server: an HTTP one (--upstream), or a stdio
@@ -73,6 +99,8 @@ Options:
   --path PATH             the gateway's MCP endpoint path (default: the upstream URL's path, or /mcp)
   --allow DID             only this client may open a session; repeat (or comma-separate) for several
                           (default: any client with a valid handshake)
+  --rotations FILE        the key rotation chain written by 'pqc-mcp rotate' (its last record names --identity):
+                          served at GET pqc/handshake, and clients pinned to a retired key follow it
   --profiles LIST         accepted protocol profiles: v2 (default) or v2,v1 (also seed-format clients)
   --redis URL             keep sessions in Redis (redis://host:6379), for several gateway instances
   --audit FILE            append the audit trail (docs/PROTOCOL.md §8) to FILE as JSON lines

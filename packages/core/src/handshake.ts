@@ -16,6 +16,7 @@ import {
   HANDSHAKE_RESPONSE_CONTEXT,
   nonceRetentionSec,
 } from './protocol.js';
+import { RotationError, chainFrom, verifyRotationChain, type RotationChain, type RotationRecord } from './rotation.js';
 import { PQCSession, type PQCSessionOptions } from './session.js';
 import type { Profile, SessionRecord, SessionStore } from './store/types.js';
 import { formatTimestamp, nowMs, parseTimestamp, type Clock } from './time.js';
@@ -57,6 +58,12 @@ export interface RespondOptions {
   authorize?: Authorizer;
   /** Where the handshake is recorded. */
   audit?: AuditLog;
+  /**
+   * The server's rotation records, oldest first, ending at its identity (§11; checked by `readRotationRecords`). A v2
+   * request naming a DID the chain retired, within that key's overlap, is answered with the current key and the
+   * records from that DID on (`rotations`).
+   */
+  rotations?: readonly RotationRecord[];
   /** The server's clock (default: now). */
   now?: Clock;
 }
@@ -78,6 +85,17 @@ export interface CompleteOptions extends PQCSessionOptions {
   serverPublicKey?: string | Uint8Array;
   /** Accepted server algorithms (default: all three). */
   algorithms?: readonly Algorithm[];
+  /**
+   * Follow a key rotation (§11): a response from another key than the pinned one is accepted when its `rotations`
+   * chain leads there from the pinned key (`session.rotation` tells the chain). Absent: such a response is
+   * `peer_mismatch`, as in revision 2.
+   */
+  rotation?: {
+    /** DIDs the client retired before: a chain back to one of them is refused (`key_reused`). */
+    retiredDids?: Iterable<string>;
+    /** Allowed clock skew on the records' times, seconds (default 300). */
+    clockSkewSec?: number;
+  };
   /** The client's clock (default: now). */
   now?: Clock;
 }
@@ -162,6 +180,19 @@ async function isAuthorized(authorize: Authorizer | undefined, peer: PeerIdentit
   return authorize.includes(peer.did);
 }
 
+/**
+ * The records a server answers a handshake naming `did` with: those from the record that retired `did`, while that
+ * key's overlap lasts (§11). Any other DID is `peer_mismatch`.
+ */
+function retiredChain(chain: readonly RotationRecord[] | undefined, did: string, now: number): readonly RotationRecord[] {
+  const records = chain === undefined ? undefined : chainFrom(chain, did);
+  if (records === undefined) reject('peer_mismatch', 'server_did names another server: this handshake was meant for it');
+  if (parseTimestamp(records[0]!.old_valid_until) < now) {
+    reject('peer_mismatch', `server_did names a key this server retired (its overlap ended at ${records[0]!.old_valid_until})`);
+  }
+  return records;
+}
+
 /** The mutual handshake of docs/PROTOCOL.md §5 (v2) and §7 (v1). */
 export const PQCHandshake = {
   /** Client: builds a signed handshake request. Send `request`, keep `pending` for `complete`. */
@@ -236,8 +267,10 @@ export const PQCHandshake = {
 
       const client = new PeerIdentity(algorithm, clientKeyHex, { backend: serverIdentity.backend });
       if (client.did !== clientDid) reject('did_mismatch', 'client_did is not the DID of client_public_key');
-      if (profile === 2 && readDid(fields, 'server_did') !== serverIdentity.did) {
-        reject('peer_mismatch', 'server_did names another server: this handshake was meant for it');
+      let rotations: readonly RotationRecord[] | undefined;
+      if (profile === 2) {
+        const named = readDid(fields, 'server_did');
+        if (named !== serverIdentity.did) rotations = retiredChain(options.rotations, named, now);
       }
       const timestampMs = parseTimestamp(timestamp);
       if (Number.isNaN(timestampMs)) reject('invalid_envelope', 'timestamp is not an RFC 3339 date-time with offset');
@@ -290,6 +323,7 @@ export const PQCHandshake = {
       if (profile === 2) {
         body.expires_at = formatTimestamp(session.expiresAt);
         body.request_digest = sha3_256Hex(canonicalJson(fields));
+        if (rotations !== undefined) body.rotations = rotations;
         signature = await serverIdentity.sign(sha3_256(utf8(canonicalJson(body))), HANDSHAKE_RESPONSE_CONTEXT);
       } else {
         const input = `${serverIdentity.did}:${nonce}:${serverNonce}:${session.sessionId}`;
@@ -305,7 +339,12 @@ export const PQCHandshake = {
         signature_truncated: signatureHex,
         digest: toHex(signedDigest),
         verified: true,
-        details: { profile, expires_at: formatTimestamp(session.expiresAt), ...(ended.length > 0 ? { ended } : {}) },
+        details: {
+          profile,
+          expires_at: formatTimestamp(session.expiresAt),
+          ...(ended.length > 0 ? { ended } : {}),
+          ...(rotations !== undefined ? { rotated_from: rotations[0]!.old_did } : {}),
+        },
       });
       return { response: JSON.stringify(body), session, client, ended };
     } catch (err) {
@@ -348,15 +387,37 @@ export const PQCHandshake = {
 
     const server = new PeerIdentity(algorithm, serverKeyHex, { backend: clientIdentity.backend });
     if (server.did !== serverDid) reject('did_mismatch', 'server_did is not the DID of server_public_key');
-    if (pending.serverDid !== undefined && pending.serverDid !== serverDid) {
-      reject('peer_mismatch', 'the server is not the one the request named (server_did differs)');
-    }
-    if (options.serverDid !== undefined && options.serverDid !== serverDid) {
-      reject('peer_mismatch', 'the server is not the pinned one (DID differs)');
-    }
-    if (options.serverPublicKey !== undefined) {
-      const pinned = typeof options.serverPublicKey === 'string' ? options.serverPublicKey : toHex(options.serverPublicKey);
-      if (pinned !== serverKeyHex) reject('peer_mismatch', 'the server is not the pinned one (public key differs)');
+    const pinnedKey = options.serverPublicKey === undefined ? undefined : typeof options.serverPublicKey === 'string' ? options.serverPublicKey : toHex(options.serverPublicKey);
+    let rotation: RotationChain | undefined;
+    const moved =
+      (pending.serverDid !== undefined && pending.serverDid !== serverDid) ||
+      (options.serverDid !== undefined && options.serverDid !== serverDid) ||
+      (pinnedKey !== undefined && pinnedKey !== serverKeyHex);
+    if (moved && profile === 2 && options.rotation !== undefined && fields.has('rotations')) {
+      // Another key answered: accepted only through a chain of records from the pinned key to it (§11).
+      const fromDid = options.serverDid ?? pending.serverDid;
+      if (fromDid === undefined || (pending.serverDid !== undefined && pending.serverDid !== fromDid)) {
+        reject('peer_mismatch', 'the request named another server than the pinned one');
+      }
+      const records = fields.get('rotations');
+      if (!Array.isArray(records)) throw new RotationError('malformed', 'rotations is not a list of records');
+      rotation = await verifyRotationChain(records, {
+        fromDid,
+        fromPublicKey: pinnedKey,
+        to: { did: serverDid, publicKey: serverKeyHex },
+        retiredDids: options.rotation.retiredDids,
+        now,
+        clockSkewSec: options.rotation.clockSkewSec,
+        backend: clientIdentity.backend,
+      });
+    } else {
+      if (pending.serverDid !== undefined && pending.serverDid !== serverDid) {
+        reject('peer_mismatch', 'the server is not the one the request named (server_did differs)');
+      }
+      if (options.serverDid !== undefined && options.serverDid !== serverDid) {
+        reject('peer_mismatch', 'the server is not the pinned one (DID differs)');
+      }
+      if (pinnedKey !== undefined && pinnedKey !== serverKeyHex) reject('peer_mismatch', 'the server is not the pinned one (public key differs)');
     }
     if (clientNonce !== pending.nonce) reject('handshake_failed', 'client_nonce does not echo the request nonce');
     if (profile === 2 && requestDigest !== pending.requestDigest) {
@@ -385,6 +446,7 @@ export const PQCHandshake = {
       },
       options,
     );
+    session.rotation = rotation;
     session.logOperation({
       operation: 'handshake',
       signer_did: serverDid,
@@ -392,7 +454,7 @@ export const PQCHandshake = {
       signature_truncated: signatureHex,
       digest: toHex(digest),
       verified: true,
-      details: { profile },
+      details: { profile, ...(rotation !== undefined ? { rotated_from: rotation.fromDid } : {}) },
     });
     return session;
   },

@@ -25,6 +25,7 @@ export {
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_JSON_VALUES,
+  DEFAULT_ROTATION_OVERLAP_SEC,
 } from './protocol.js';
 export {
   ALGORITHMS,
@@ -59,6 +60,16 @@ export {
   type RespondOptions,
 } from './handshake.js';
 export { PQCSession, type PQCSessionOptions } from './session.js';
+export {
+  RotationError,
+  createRotationRecord,
+  verifyRotationChain,
+  type CreateRotationOptions,
+  type RotationChain,
+  type RotationReason,
+  type RotationRecord,
+  type VerifyRotationOptions,
+} from './rotation.js';
 export type { NonceOutcome, Profile, SessionLimits, SessionRecord, SessionStore } from './store/types.js';
 export { MemorySessionStore, type MemorySessionStoreOptions } from './store/memory.js';
 export { AuditLog, type AuditEntry, type AuditInput, type AuditLogOptions, type AuditOperation, type AuditSink } from './audit.js';

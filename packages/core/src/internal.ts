@@ -11,3 +11,4 @@ export { DEFAULT_MAX_NONCES_PER_SESSION, MCP_SESSION_HEADER, nonceRetentionSec }
 export { routeKey, originForm } from './server/route.js';
 export { isPQCHandler } from './server/index.js';
 export { isLingeringRequest, lingerOnUnreadBody, type LingeringRequest, type LingeringSocket } from './linger.js';
+export { readRotationRecords } from './rotation.js';

@@ -22,6 +22,14 @@ export const MESSAGE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/message');
 export const HANDSHAKE_REQUEST_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-request');
 /** ML-DSA context of the server's handshake signature (§5). */
 export const HANDSHAKE_RESPONSE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-response');
+/** ML-DSA context of a key rotation record, signed by the key it retires (§11, a repository extension). */
+export const ROTATION_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/key-rotation');
+/** The `type` of a key rotation record (§11). */
+export const ROTATION_RECORD_TYPE = 'pqc_key_rotation';
+/** Most records in one rotation chain a client reads (§11). */
+export const MAX_ROTATION_CHAIN = 16;
+/** Default overlap of a rotation: how long the retired key stays a valid start of the chain, seconds (7 days). */
+export const DEFAULT_ROTATION_OVERLAP_SEC = 7 * 24 * 3600;
 /** The empty context the v1 profile signs with (§7). */
 export const EMPTY_CONTEXT: Uint8Array = new Uint8Array(0);
 

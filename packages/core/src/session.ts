@@ -6,6 +6,7 @@ import { AuditLog, type AuditEntry, type AuditInput } from './audit.js';
 import type { Algorithm } from './crypto/algorithms.js';
 import { PeerIdentity } from './identity.js';
 import { DEFAULT_MAX_NONCES_PER_SESSION, nonceRetentionSec } from './protocol.js';
+import type { RotationChain } from './rotation.js';
 import { NonceWindow } from './store/nonce-window.js';
 import type { Profile, SessionRecord } from './store/types.js';
 import { nowMs, type Clock } from './time.js';
@@ -33,6 +34,8 @@ export class PQCSession implements SessionRecord {
   /** The pinned peer, with its verifying key prepared. */
   readonly peer: PeerIdentity;
   readonly audit: AuditLog;
+  /** Set by `PQCHandshake.complete` when the server was reached through a key rotation (§11): the chain followed. */
+  rotation: RotationChain | undefined;
   readonly #nonces: NonceWindow;
   readonly #nonceTtlMs: number;
 
@@ -49,6 +52,7 @@ export class PQCSession implements SessionRecord {
     this.audit = options.audit ?? new AuditLog();
     this.#nonces = new NonceWindow(options.maxNonces ?? DEFAULT_MAX_NONCES_PER_SESSION);
     this.#nonceTtlMs = (options.nonceTtlSec ?? nonceRetentionSec()) * 1000;
+    this.rotation = undefined;
   }
 
   /** True while the session has not expired. */

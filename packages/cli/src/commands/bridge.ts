@@ -155,7 +155,7 @@ export async function bridge(args: string[], io: Io): Promise<number> {
     throw usage('--mcp-protocol is for `call`: the bridge pipes the host\'s own MCP messages, so the host negotiates the version itself', 'bridge');
   }
   const identity = await loadIdentity(identityFile, 'bridge', io);
-  const setup = clientSetup(values, identity, 'bridge');
+  const setup = clientSetup(values, identity, 'bridge', (line) => io.err(line));
   const context: BridgeContext = { server, identity, setup, log: (message) => io.err(`pqc-mcp bridge: ${message}`) };
   return setup.profile === 1 ? v1Server(context) : pipe(context);
 }

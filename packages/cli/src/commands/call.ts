@@ -58,7 +58,7 @@ export async function call(args: string[], io: Io): Promise<number> {
   const identityFile = required(values.identity, '--identity', 'call');
   const timeoutMs = secondsArg(values.timeout, '--timeout', 'call', 60) * 1000;
   const identity = await loadIdentity(identityFile, 'call', io);
-  const setup = clientSetup(values, identity, 'call');
+  const setup = clientSetup(values, identity, 'call', (line) => io.err(line));
 
   let result: ToolResult;
   try {

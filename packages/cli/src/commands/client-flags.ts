@@ -2,7 +2,7 @@
  * What `bridge` and `call` share: the flags that say how to reach a PQC server (its pin, the profile, the handshake
  * URL, the MCP negotiation mode) and the `pqcFetch` they make; the v1 peers' plain JSON-RPC exchange.
  */
-import { pqcFetch, type AgentIdentity, type PQCFetch } from '@pqc-mcp/core';
+import { pqcFetch, type AgentIdentity, type PQCFetch, type RotationChain } from '@pqc-mcp/core';
 import type { VersionNegotiationOptions } from '@modelcontextprotocol/client';
 import { didArg, httpUrl, usage } from '../util.js';
 
@@ -70,8 +70,11 @@ export interface ClientSetup {
   negotiation: VersionNegotiationOptions;
 }
 
-/** The `pqcFetch` the flags describe. */
-export function clientSetup(values: ClientFlagValues, identity: AgentIdentity, command: string): ClientSetup {
+/**
+ * The `pqcFetch` the flags describe. A key rotation the client follows (§11) is told through `notify` (a line for
+ * stderr), so that the user can pin the new DID.
+ */
+export function clientSetup(values: ClientFlagValues, identity: AgentIdentity, command: string, notify?: (line: string) => void): ClientSetup {
   const pin = serverPin(values, command);
   const profile = profileArg(values.profile, command);
   const handshakeUrl = values['handshake-url'] !== undefined ? httpUrl(values['handshake-url'], '--handshake-url', command) : undefined;
@@ -79,7 +82,12 @@ export function clientSetup(values: ClientFlagValues, identity: AgentIdentity, c
     throw usage('--mcp-protocol does not apply to --profile v1 (v1 peers take plain JSON-RPC, without initialize)', command);
   }
   const negotiation = negotiationArg(values['mcp-protocol'], command);
-  return { fetch: pqcFetch({ identity, ...pin, profile, handshakeUrl }), pin, profile, negotiation };
+  const onRotation = (chain: RotationChain) =>
+    notify?.(
+      `pqc-mcp: the server rotated its key: followed ${chain.records.length} signed record${chain.records.length === 1 ? '' : 's'} from ` +
+        `${chain.fromDid} to ${chain.did}; pin it from now on (--server-did ${chain.did})`,
+    );
+  return { fetch: pqcFetch({ identity, ...pin, profile, handshakeUrl, onRotation }), pin, profile, negotiation };
 }
 
 /** A JSON-RPC error a v1 peer answered. */

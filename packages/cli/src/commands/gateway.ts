@@ -8,7 +8,7 @@ import { DEFAULT_TIMEOUTS, startGateway, type RunningGateway, type Upstream } fr
 import { createHttpUpstream } from '../gateway/http-upstream.js';
 import { DEFAULT_STDIO_LIMITS, createStdioUpstream } from '../gateway/stdio-upstream.js';
 import { formatJsonLogLine, formatLogLine } from '../log.js';
-import { EXIT, CliError, didArg, fsReason, httpUrl, loadIdentity, parse, profilesArg, secondsArg, usage, type Io } from '../util.js';
+import { EXIT, CliError, didArg, fsReason, httpUrl, loadIdentity, parse, profilesArg, readTextFile, secondsArg, usage, type Io } from '../util.js';
 
 /** `HOST:PORT`, `[v6]:PORT`, or `PORT` / `:PORT` (loopback: 127.0.0.1; all interfaces only when asked, 0.0.0.0:PORT). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -136,6 +136,7 @@ const FLAGS = {
   identity: { type: 'string' },
   path: { type: 'string' },
   allow: { type: 'string', multiple: true },
+  rotations: { type: 'string' },
   profiles: { type: 'string' },
   redis: { type: 'string' },
   audit: { type: 'string' },
@@ -221,6 +222,7 @@ export async function gateway(args: string[], io: Io): Promise<number> {
   const requestMs = secondsArg(values['request-timeout'], '--request-timeout', 'gateway', DEFAULT_TIMEOUTS.requestMs / 1000) * 1000;
   const keepAliveMs = secondsArg(values['keep-alive-timeout'], '--keep-alive-timeout', 'gateway', DEFAULT_TIMEOUTS.keepAliveMs / 1000) * 1000;
   const identity = await loadIdentity(values.identity, 'gateway', io);
+  const rotations = values.rotations !== undefined ? await readTextFile(values.rotations, 'rotation chain', 'gateway') : undefined;
   // The default path: the upstream URL's own (a stdio upstream has none: core's default).
   const path = values.path ?? (values.upstream !== undefined ? new URL(values.upstream).pathname : undefined);
   if (values.redis !== undefined) redisUrl(values.redis);
@@ -256,6 +258,7 @@ export async function gateway(args: string[], io: Io): Promise<number> {
       port,
       path,
       authorize: allow,
+      rotations,
       profiles,
       store,
       sessionTtlSec,

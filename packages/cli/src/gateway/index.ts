@@ -14,6 +14,7 @@ import {
   type PQCHandler,
   type PQCRequestContext,
   type PQCRequestResult,
+  type PQCServerOptions,
   type Profile,
   type SessionStore,
 } from '@pqc-mcp/core';
@@ -46,6 +47,8 @@ export interface GatewayOptions {
   path?: string;
   /** Client DIDs allowed to open a session (core's `authorize`; default: anyone with a valid handshake). */
   authorize?: readonly string[];
+  /** The key rotation chain (core's `rotations`, §11): JSON text or records, ending at `identity`. */
+  rotations?: PQCServerOptions['rotations'];
   profiles?: readonly Profile[];
   store?: SessionStore;
   sessionTtlSec?: number;
@@ -201,6 +204,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       endpoint: options.path,
       profiles: options.profiles,
       authorize: options.authorize && options.authorize.length > 0 ? options.authorize : undefined,
+      rotations: options.rotations,
       store: options.store,
       sessionTtlSec: options.sessionTtlSec,
       maxBodyBytes: options.maxBodyBytes,

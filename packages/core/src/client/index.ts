@@ -12,6 +12,7 @@ import { mediaType, readBodyLimited } from '../http.js';
 import { isDid } from '../identity.js';
 import { parseLossless, type JsonObject, type JsonValue } from '../json/lossless.js';
 import { LAST_EVENT_ID_HEADER, MCP_SESSION_HEADER, PQC_ENVELOPE_HEADER, PQC_SESSION_HEADER, handshakePathFor } from '../protocol.js';
+import type { RotationChain } from '../rotation.js';
 import type { PQCSession } from '../session.js';
 import { resolveFetchOptions, type FetchLike, type PQCFetchOptions, type ResolvedFetchOptions } from './options.js';
 import { outcomeUnknown, plainId, readAnswer, signedSessionRejection, unsignedRejectionReason, type Expectation, type ServerRequests } from './verify.js';
@@ -24,8 +25,10 @@ export interface PQCFetch extends FetchLike {
   readonly session: PQCSession | undefined;
   /** The client's audit trail. */
   readonly audit: AuditLog;
-  /** The server's DID once pinned. */
+  /** The server's DID once pinned (after a key rotation was followed, the new one). */
   readonly serverDid: string | undefined;
+  /** The server DIDs this client retired by following key rotations (and those given in `retiredDids`). */
+  readonly retiredDids: readonly string[];
   /** Performs a handshake now (for the endpoint `url`), replacing any session. */
   handshake(url: string | URL): Promise<PQCSession>;
   /** Ends the session at the server (a signed DELETE on the handshake path, §9) and forgets it. */
@@ -67,6 +70,8 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   const o = resolveFetchOptions(options);
   const signer = new MessageSigner(o.identity);
   let pinnedDid = o.serverDid;
+  let pinnedKey = o.serverPublicKey;
+  const retired = new Set(o.retiredDids);
   let session: PQCSession | undefined;
   let serverRequests: ServerRequests = new Map();
   let handshakeUrl: URL | undefined;
@@ -109,16 +114,30 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
     }
     const next = await PQCHandshake.complete(text, o.identity, state, {
       serverDid: pinnedDid,
-      serverPublicKey: o.serverPublicKey,
+      serverPublicKey: pinnedKey,
       algorithms: o.algorithms,
       audit: o.audit,
+      rotation: o.followRotations ? { retiredDids: retired, clockSkewSec: o.clockSkewSec } : undefined,
       now: o.now,
     });
     pinnedDid ??= next.peerDid; // trust on first use: later handshakes must reach the same server
+    if (next.rotation !== undefined) repin(next.rotation);
     session = next;
     serverRequests = new Map();
     handshakeUrl = url;
     return next;
+  }
+
+  /** A rotation was followed and the new key signed the handshake: pin it, retire the old ones, tell the application. */
+  function repin(chain: RotationChain): void {
+    pinnedDid = chain.did;
+    if (pinnedKey !== undefined) pinnedKey = chain.publicKey;
+    for (const did of chain.retiredDids) retired.add(did);
+    try {
+      o.onRotation?.(chain);
+    } catch {
+      // the application's callback cannot undo a verified rotation
+    }
   }
 
   function ensureSession(endpoint: URL): Promise<PQCSession> {
@@ -236,6 +255,7 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
     session: { get: () => session, enumerable: true },
     audit: { value: o.audit, enumerable: true },
     serverDid: { get: () => pinnedDid, enumerable: true },
+    retiredDids: { get: () => [...retired], enumerable: true },
     handshake: { value: (url: string | URL) => handshake(url) },
     endSession: { value: endSession },
     reset: {

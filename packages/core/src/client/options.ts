@@ -2,6 +2,7 @@
 import { AuditLog, type AuditSink } from '../audit.js';
 import { ALGORITHMS, isAlgorithm, type Algorithm } from '../crypto/algorithms.js';
 import { AgentIdentity, PeerIdentity, isDid } from '../identity.js';
+import type { RotationChain } from '../rotation.js';
 import { DEFAULT_CLOCK_SKEW_SEC, DEFAULT_MAX_BODY_BYTES } from '../protocol.js';
 import type { Profile } from '../store/types.js';
 
@@ -21,6 +22,18 @@ export interface PQCFetchOptions {
   serverPublicKey?: string | Uint8Array;
   /** Accept whichever server answers the first handshake (`GET pqc/handshake` names it), and pin it (default false). */
   trustOnFirstUse?: boolean;
+  /**
+   * Follow the server's key rotation (§11, default true): when a handshake naming the pinned DID is answered by another
+   * key with a chain of rotation records that leads there from the pinned key (each record signed by the key before
+   * it), the client re-pins the new key, once that key has signed the handshake, and calls `onRotation`. Any other
+   * chain is refused (`RotationError`, `reason` `peer_mismatch`, `rotationReason` says why). `false`: a handshake
+   * answered by another key is `peer_mismatch`, as in revision 2.
+   */
+  followRotations?: boolean;
+  /** Told when the client followed a rotation and re-pinned (persist `chain.did` as the new pin). Errors it throws are ignored. */
+  onRotation?: (chain: RotationChain) => void;
+  /** DIDs this client retired before (from earlier `onRotation` calls): a rotation back to one of them is refused. */
+  retiredDids?: readonly string[];
   /** Handshake URL (default: `pqc/handshake` beside the request URL, §5; `handshake` beside it for profile 1). */
   handshakeUrl?: string | URL;
   /** 2 (default) or 1 (the v1 format of `pqc-mcp-transport` peers, §7: weaker). */
@@ -47,6 +60,9 @@ export interface ResolvedFetchOptions {
   /** The DID pinned at creation (or derived from a pinned key); undefined until first use with `trustOnFirstUse`. */
   readonly serverDid: string | undefined;
   readonly serverPublicKey: string | undefined;
+  readonly followRotations: boolean;
+  readonly onRotation: ((chain: RotationChain) => void) | undefined;
+  readonly retiredDids: readonly string[];
   readonly handshakeUrl: URL | undefined;
   readonly profile: Profile;
   readonly algorithms: readonly Algorithm[];
@@ -111,11 +127,19 @@ export function resolveFetchOptions(options: PQCFetchOptions): ResolvedFetchOpti
   }
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw optionError('fetch', 'must be a function');
   if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function returning epoch milliseconds');
+  if (options.followRotations !== undefined && typeof options.followRotations !== 'boolean') throw optionError('followRotations', 'must be a boolean');
+  if (options.onRotation !== undefined && typeof options.onRotation !== 'function') throw optionError('onRotation', 'must be a function');
+  const retiredDids = [...(options.retiredDids ?? [])];
+  if (!retiredDids.every(isDid)) throw optionError('retiredDids', 'must be a list of did:pqaid DIDs');
+  if (serverDid !== undefined && retiredDids.includes(serverDid)) throw optionError('retiredDids', 'holds the pinned server DID');
   const inner = options.fetch;
   return {
     identity: options.identity,
     serverDid,
     serverPublicKey,
+    followRotations: options.followRotations ?? true,
+    onRotation: options.onRotation,
+    retiredDids,
     handshakeUrl,
     profile,
     algorithms,

@@ -106,3 +106,17 @@ export const nobleBackend: CryptoBackend = Object.freeze({
   signingKey,
   verifyingKey,
 });
+
+/**
+ * ML-DSA.Verify on the calling thread, synchronously (for checks made while options are resolved, e.g. a server's
+ * rotation records at start-up). False for any bad input; never throws.
+ */
+export function verifyNobleSync(algorithm: Algorithm, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context: Uint8Array): boolean {
+  if (!isAlgorithm(algorithm) || !isBytes(publicKey) || publicKey.length !== PUBLIC_KEY_BYTES[algorithm]) return false;
+  if (!verifyInputOk(algorithm, message, signature, context)) return false;
+  try {
+    return DSA[algorithm].verify(signature, message, publicKey, { context }) === true;
+  } catch {
+    return false;
+  }
+}

@@ -7,6 +7,7 @@ import type { Algorithm } from '../crypto/algorithms.js';
 import { HandshakeError, PQCTransportError } from '../errors.js';
 import { PQCHandshake } from '../handshake.js';
 import { pqcErrorResponse, readBodyLimited } from '../http.js';
+import type { RotationRecord } from '../rotation.js';
 import type { Profile } from '../store/types.js';
 import { reject, type RequestFacts, type ServerContext } from './context.js';
 import { verifyBodyless } from './bodyless.js';
@@ -18,6 +19,8 @@ export interface ServerInfo {
   algorithm: Algorithm;
   public_key: string;
   versions: Profile[];
+  /** The server's key rotation records, oldest first (§11), when it has rotated its key. */
+  rotations?: RotationRecord[];
 }
 
 /** The server's public identity. */
@@ -27,6 +30,7 @@ export function serverInfo(ctx: ServerContext): ServerInfo {
     algorithm: ctx.o.identity.algorithm,
     public_key: ctx.o.identity.publicKeyHex,
     versions: [...ctx.o.profiles].sort((a, b) => b - a),
+    ...(ctx.o.rotations !== undefined ? { rotations: [...ctx.o.rotations] } : {}),
   };
 }
 
@@ -46,6 +50,7 @@ async function performHandshake(ctx: ServerContext, facts: RequestFacts): Promis
       maxSessions: o.maxSessions,
       maxSessionsPerClient: o.maxSessionsPerClient,
       authorize: o.authorize,
+      rotations: o.rotations,
       audit: o.audit,
       now: o.now,
     });

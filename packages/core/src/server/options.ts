@@ -17,6 +17,7 @@ import {
   legacyHandshakePathFor,
   nonceRetentionSec,
 } from '../protocol.js';
+import { readRotationRecords, type RotationRecord } from '../rotation.js';
 import { MemorySessionStore } from '../store/memory.js';
 import { SESSION_STORE_METHODS, type Profile, type SessionStore } from '../store/types.js';
 import { TrustStore } from '../trust/store.js';
@@ -85,6 +86,13 @@ export interface PQCServerOptions {
    */
   authorize?: Authorizer | TrustStore;
   /**
+   * This server's key rotation records (§11), oldest first, the last one rotating to `identity`: a list of records,
+   * or their JSON text (`pqc-mcp rotate` writes one). Checked at start-up (shape, links, every signature). They are
+   * served with the identity at `GET pqc/handshake`, and a handshake naming a retired DID within its key's overlap is
+   * answered with the current key and the chain from that DID, which rotation-aware clients follow.
+   */
+  rotations?: string | readonly (RotationRecord | string)[];
+  /**
    * Where sessions and nonces live (default: a `MemorySessionStore` on the clock `now`, for one instance; §9: one store
    * per identity). A store given keeps its own clock.
    */
@@ -126,6 +134,8 @@ export interface ResolvedServerOptions {
   readonly authorize: Authorizer | undefined;
   /** The trust store given as `authorize`: every message's client is checked against it. */
   readonly trust: TrustStore | undefined;
+  /** The rotation records, checked (§11); undefined when none. */
+  readonly rotations: readonly RotationRecord[] | undefined;
   readonly store: SessionStore;
   readonly audit: AuditLog;
   readonly includePublicKey: boolean;
@@ -204,6 +214,17 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
   }
   const clockSkewSec = positive(options, 'clockSkewSec', DEFAULT_CLOCK_SKEW_SEC, false);
   const publicPath = options.publicPath === undefined ? undefined : checkPath(options.publicPath, 'publicPath');
+  let rotations: readonly RotationRecord[] | undefined;
+  if (options.rotations !== undefined) {
+    try {
+      const input = Array.isArray(options.rotations)
+        ? (options.rotations as readonly unknown[]).map((r) => (typeof r === 'string' ? (JSON.parse(r) as unknown) : r))
+        : options.rotations;
+      rotations = Object.freeze(readRotationRecords(input, identity));
+    } catch (err) {
+      throw optionError('rotations', `must be this server's rotation chain: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   return Object.freeze({
     identity,
     endpoints: Object.freeze(endpoints),
@@ -222,6 +243,7 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     maxJsonValues: positive(options, 'maxJsonValues', DEFAULT_MAX_JSON_VALUES, true),
     authorize,
     trust,
+    rotations,
     store,
     audit: resolveAudit(options.audit),
     includePublicKey: options.includePublicKey === true,
