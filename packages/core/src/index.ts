@@ -25,6 +25,7 @@ export {
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_JSON_VALUES,
+  AUDIT_CHECKPOINT_CONTEXT,
 } from './protocol.js';
 export {
   ALGORITHMS,
@@ -62,6 +63,20 @@ export { PQCSession, type PQCSessionOptions } from './session.js';
 export type { NonceOutcome, Profile, SessionLimits, SessionRecord, SessionStore } from './store/types.js';
 export { MemorySessionStore, type MemorySessionStoreOptions } from './store/memory.js';
 export { AuditLog, type AuditEntry, type AuditInput, type AuditLogOptions, type AuditOperation, type AuditSink } from './audit.js';
+export {
+  AuditChain,
+  type AuditChainOptions,
+  type AuditCheckpointLine,
+  type AuditEntryLine,
+  type AuditStartLine,
+} from './audit-chain.js';
+export {
+  verifyAuditFile,
+  type AuditFailure,
+  type AuditFailureReason,
+  type AuditVerification,
+  type VerifyAuditOptions,
+} from './audit-verify.js';
 export {
   createPQCHandler,
   type HandleInit,

@@ -22,6 +22,13 @@ export const MESSAGE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/message');
 export const HANDSHAKE_REQUEST_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-request');
 /** ML-DSA context of the server's handshake signature (§5). */
 export const HANDSHAKE_RESPONSE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/handshake-response');
+/**
+ * ML-DSA context of an audit checkpoint's signature (docs/AUDIT.md): distinct from every message and handshake
+ * context, so that a checkpoint signature is never accepted as a message signature, nor the other way round.
+ */
+export const AUDIT_CHECKPOINT_CONTEXT: Uint8Array = utf8('pqc-mcp/audit/v1/checkpoint');
+/** The version of the audit file format (docs/AUDIT.md), in each segment's start line (`pqc_audit`). */
+export const AUDIT_FORMAT_VERSION = 1;
 /** The empty context the v1 profile signs with (§7). */
 export const EMPTY_CONTEXT: Uint8Array = new Uint8Array(0);
 

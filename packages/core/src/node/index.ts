@@ -18,3 +18,4 @@ export {
   type WorkerPoolOptions,
   type WorkerPoolStats,
 } from './pool.js';
+export { openAuditFile, type AuditFile, type AuditFileOptions, type AuditFsync } from './audit-file.js';

@@ -10,6 +10,7 @@ import { readBodyLimited } from '../http.js';
 import { parseLossless, toPlain, type JsonObject, type JsonValue } from '../json/lossless.js';
 import { ENVELOPE_KEY, PQC_ENVELOPE_HEADER, PQC_SESSION_HEADER } from '../protocol.js';
 import { isLowerHex } from '../bytes.js';
+import { serializeJson } from '../json/canonical.js';
 import type { SessionRecord } from '../store/types.js';
 import { discardBody, reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
 import { signAnswer, type ReplyBinding } from './respond.js';
@@ -88,6 +89,8 @@ export function recordAccepted(ctx: ServerContext, facts: RequestFacts, session:
       signature_truncated: message.parsed.signatureHex,
       digest: message.digest,
       details: message.operation === 'request' && message.method === null ? { http_method: facts.request.method, path: facts.target } : null,
+      // The verified tree as its sender wrote it (number lexemes kept): its signature verifies offline (docs/AUDIT.md).
+      message: ctx.o.audit.keepMessages ? serializeJson(message.parsed.message) : undefined,
     });
     if (message.method !== null) facts.result.methods.push(message.method);
   }

@@ -71,6 +71,7 @@ async function signMessage(ctx: ServerContext, facts: RequestFacts, tree: JsonVa
     signature_truncated: signed.envelope.signature,
     digest: signed.digest,
     details: inReplyTo && v2 ? { in_reply_to: inReplyTo } : null,
+    message: ctx.o.audit.keepMessages ? signed.text : undefined,
   });
   facts.result.signed++;
   return signed.text;
