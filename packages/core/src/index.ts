@@ -91,4 +91,14 @@ export {
   pqcContextOf,
   type PQCAuthInfo,
 } from './server/index.js';
+export {
+  TELEMETRY_ATTRIBUTES,
+  TELEMETRY_NAMES,
+  type PQCTelemetry,
+  type TelemetryAttributeValue,
+  type TelemetryAttributes,
+  type TelemetryMeter,
+  type TelemetrySpan,
+  type TelemetryTracer,
+} from './telemetry.js';
 export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';

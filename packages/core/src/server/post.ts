@@ -12,7 +12,7 @@ import { ENVELOPE_KEY, PQC_ENVELOPE_HEADER, PQC_SESSION_HEADER } from '../protoc
 import { isLowerHex } from '../bytes.js';
 import { serializeJson } from '../json/canonical.js';
 import type { SessionRecord } from '../store/types.js';
-import { discardBody, reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, endTelemetry, reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
 import { signAnswer, type ReplyBinding } from './respond.js';
 import { checkMcpSessionOwner, lookupSession, storeRejection, verifyMessages, type AcceptedMessage } from './verify.js';
 
@@ -166,6 +166,8 @@ export async function handlePost(ctx: ServerContext, facts: RequestFacts, next: 
   // The application gets the body once more as plain JSON without the envelope (the MCP SDKs reject unknown
   // members), built from the verified tree: never bytes that were not verified.
   const body = batch ? messages.map((m) => plainWithoutEnvelope(m as JsonObject)) : plainWithoutEnvelope(messages[0] as JsonObject);
+  // The verdict is in: what follows is the application's time, not the verification's.
+  if (facts.telemetry) endTelemetry(ctx, facts);
   const answer = await next(forwardedRequest(request, JSON.stringify(body), session.profile), body, requestContext(session));
   return signAnswer(ctx, facts, answer, { ...replyBinding(session, messages, accepted), json: session.profile === 1 });
 }
