@@ -1,5 +1,6 @@
 /** The `pqc-mcp` command line: dispatches to the commands; the process wrapper is index.ts. */
 import { createRequire } from 'node:module';
+import { audit } from './commands/audit.js';
 import { bridge } from './commands/bridge.js';
 import { call } from './commands/call.js';
 import { gateway } from './commands/gateway.js';
@@ -11,7 +12,7 @@ import { EXIT, CliError, processIo, type Io } from './util.js';
 
 type Command = (args: string[], io: Io) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = { keygen, identity, rotate, gateway, bridge, call, verify };
+const COMMANDS: Record<string, Command> = { keygen, identity, rotate, gateway, bridge, call, verify, audit };
 
 function version(): string {
   try {

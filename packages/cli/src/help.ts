@@ -18,6 +18,7 @@ Commands:
   bridge     a stdio MCP server for MCP hosts that forwards everything to a remote PQC server
   call       call one tool on a PQC server and print the verified result
   verify     verify a captured signed message
+  audit      verify an audit file (hash chain, signed checkpoints, kept messages) offline
 
 Run 'pqc-mcp <command> --help' for a command's options.
 
@@ -191,6 +192,27 @@ Options:
 Exit codes:
   0  the message is valid
   1  the message is invalid (the reason is printed)
+  2  usage error (wrong argument, unreadable file)
+  3  unexpected failure`,
+
+  audit: `Usage: pqc-mcp audit verify FILE [--server-key HEX|FILE]... [--client-key HEX|FILE]... [--require-closed] [--json]
+
+Verifies an audit file written by a server's AuditChain (openAuditFile, docs/AUDIT.md) offline: each line's
+SHA3-256 link to the line before, every signed checkpoint, and every kept request and answer against its signer's
+key. Prints the first line that fails and why. Lines after the last checkpoint are not signed: they are reported,
+and a file that does not end with a final checkpoint (cut, or its writer did not close it) is reported as such.
+
+Options:
+  --server-key HEX|FILE  the server key the file must be signed with (repeatable); without it, the file's own key
+                         is used, which proves the file is intact, not who wrote it
+  --client-key HEX|FILE  a client key for kept messages whose handshake is not in the file (repeatable)
+  --require-closed       fail when the file does not end with a final checkpoint (a truncated tail is then an error)
+  --json                 print the result as JSON
+  -h, --help             show this help
+
+Exit codes:
+  0  the file verifies
+  1  the file does not verify (the first failing line is printed)
   2  usage error (wrong argument, unreadable file)
   3  unexpected failure`,
 };

@@ -19,6 +19,12 @@ export interface AuditEntry {
   verified: boolean;
   reason: PQCReason | null;
   details: Record<string, unknown> | null;
+  /**
+   * The whole signed message (its JSON text, envelope and signature included): present only when the log keeps
+   * messages (`keepMessages`), on verified handshakes, requests, notifications and responses. With the signer's
+   * public key, anyone can verify it offline (docs/AUDIT.md).
+   */
+  message?: string;
 }
 
 /** A function that receives every entry, for real logging (a file, a SIEM, stdout). Errors it throws are ignored. */
@@ -30,14 +36,24 @@ export interface AuditLogOptions {
   maxEntries?: number;
   /** Called with every entry. */
   sink?: AuditSink;
+  /**
+   * Keep the whole signed message in each verified entry (`AuditEntry.message`), so that a third party can later
+   * verify who asked and what was answered (default false: entries hold a digest and a truncated signature only).
+   */
+  keepMessages?: boolean;
 }
 
-/** The fields a caller gives; the rest default to null and the timestamp to now. */
+/**
+ * The fields a caller gives; the rest default to null and the timestamp to now. `message` is kept only when the log
+ * keeps messages: callers test `keepMessages` first, so that nothing is serialized for a log that drops it.
+ */
 export type AuditInput = Partial<AuditEntry> & Pick<AuditEntry, 'operation' | 'verified'>;
 
 /** A bounded in-memory audit trail with an optional sink. */
 export class AuditLog {
   readonly maxEntries: number;
+  /** Whether entries keep the whole signed message (`AuditLogOptions.keepMessages`). */
+  readonly keepMessages: boolean;
   readonly #sink: AuditSink | undefined;
   #entries: AuditEntry[] = [];
   #start = 0;
@@ -48,7 +64,11 @@ export class AuditLog {
     if (options.sink !== undefined && typeof options.sink !== 'function') {
       throw new TypeError('AuditLog: sink must be a function');
     }
+    if (options.keepMessages !== undefined && typeof options.keepMessages !== 'boolean') {
+      throw new TypeError('AuditLog: keepMessages must be a boolean');
+    }
     this.maxEntries = max;
+    this.keepMessages = options.keepMessages ?? false;
     this.#sink = options.sink;
   }
 
@@ -68,6 +88,7 @@ export class AuditLog {
       reason: input.reason ?? null,
       details: input.details ?? null,
     };
+    if (this.keepMessages && typeof input.message === 'string') entry.message = input.message;
     if (this.maxEntries > 0) {
       // A ring buffer: dropping the oldest entry is O(1).
       if (this.#entries.length < this.maxEntries) {

@@ -160,6 +160,16 @@ function withoutSignature(fields: Fields): JsonObject {
   return out;
 }
 
+/**
+ * What a client's handshake request signs (§5; v1: §7): the digest and the ML-DSA context. Its fields are read as
+ * parsed; the caller has checked their shapes (the audit verifier reads a kept request through this too).
+ */
+export function handshakeRequestSigned(fields: JsonObject, profile: Profile): { digest: Uint8Array; context: Uint8Array } {
+  if (profile === 2) return { digest: sha3_256(utf8(canonicalJson(withoutSignature(fields)))), context: HANDSHAKE_REQUEST_CONTEXT };
+  const input = `${String(fields.get('client_did'))}:${String(fields.get('nonce'))}:${String(fields.get('timestamp'))}`;
+  return { digest: sha3_256(utf8(input)), context: EMPTY_CONTEXT };
+}
+
 function newHex16(): string {
   return toHex(randomBytes(16));
 }
@@ -277,11 +287,7 @@ export const PQCHandshake = {
       const skewSec = options.clockSkewSec ?? DEFAULT_CLOCK_SKEW_SEC;
       if (Math.abs(now - timestampMs) > skewSec * 1000) reject('stale_timestamp', 'timestamp outside the allowed clock skew');
 
-      const signedDigest =
-        profile === 2
-          ? sha3_256(utf8(canonicalJson(withoutSignature(fields))))
-          : sha3_256(utf8(`${clientDid}:${nonce}:${timestamp}`));
-      const context = profile === 2 ? HANDSHAKE_REQUEST_CONTEXT : EMPTY_CONTEXT;
+      const { digest: signedDigest, context } = handshakeRequestSigned(fields, profile);
       if (!(await client.verifyingKey.verify(signedDigest, fromHex(signatureHex), context))) {
         reject('invalid_signature', 'the request signature does not verify');
       }
@@ -330,7 +336,7 @@ export const PQCHandshake = {
         signature = await serverIdentity.sign(sha3_256(utf8(input)), EMPTY_CONTEXT);
       }
       body.signature = toHex(signature);
-      audit?.record({
+      if (audit) audit.record({
         operation: 'handshake',
         session_id: session.sessionId,
         signer_did: clientDid,
@@ -345,6 +351,7 @@ export const PQCHandshake = {
           ...(ended.length > 0 ? { ended } : {}),
           ...(rotations !== undefined ? { rotated_from: rotations[0]!.old_did } : {}),
         },
+        message: audit.keepMessages ? (typeof requestText === 'string' ? requestText : new TextDecoder().decode(requestText)) : undefined,
       });
       return { response: JSON.stringify(body), session, client, ended };
     } catch (err) {

@@ -26,6 +26,7 @@ export {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_JSON_VALUES,
   DEFAULT_ROTATION_OVERLAP_SEC,
+  AUDIT_CHECKPOINT_CONTEXT,
 } from './protocol.js';
 export {
   ALGORITHMS,
@@ -74,6 +75,20 @@ export type { NonceOutcome, Profile, SessionLimits, SessionRecord, SessionStore 
 export { MemorySessionStore, type MemorySessionStoreOptions } from './store/memory.js';
 export { AuditLog, type AuditEntry, type AuditInput, type AuditLogOptions, type AuditOperation, type AuditSink } from './audit.js';
 export {
+  AuditChain,
+  type AuditChainOptions,
+  type AuditCheckpointLine,
+  type AuditEntryLine,
+  type AuditStartLine,
+} from './audit-chain.js';
+export {
+  verifyAuditFile,
+  type AuditFailure,
+  type AuditFailureReason,
+  type AuditVerification,
+  type VerifyAuditOptions,
+} from './audit-verify.js';
+export {
   createPQCHandler,
   type HandleInit,
   type PQCHandler,
@@ -90,6 +105,16 @@ export {
 export { TrustStore, type TrustStoreOptions, type TrustWithdrawnListener } from './trust/store.js';
 export { UrlTrustStore, type UrlTrustStoreOptions } from './trust/url.js';
 export { parseTrustDocument, type TrustDocument, type TrustSet, type TrustedKey } from './trust/document.js';
+export {
+  TELEMETRY_ATTRIBUTES,
+  TELEMETRY_NAMES,
+  type PQCTelemetry,
+  type TelemetryAttributeValue,
+  type TelemetryAttributes,
+  type TelemetryMeter,
+  type TelemetrySpan,
+  type TelemetryTracer,
+} from './telemetry.js';
 export { pqcFetch, type FetchLike, type PQCFetch, type PQCFetchOptions } from './client/index.js';
 export {
   MemoryToolPinStore,

@@ -30,6 +30,13 @@ export const ROTATION_RECORD_TYPE = 'pqc_key_rotation';
 export const MAX_ROTATION_CHAIN = 16;
 /** Default overlap of a rotation: how long the retired key stays a valid start of the chain, seconds (7 days). */
 export const DEFAULT_ROTATION_OVERLAP_SEC = 7 * 24 * 3600;
+/**
+ * ML-DSA context of an audit checkpoint's signature (docs/AUDIT.md): distinct from every message and handshake
+ * context, so that a checkpoint signature is never accepted as a message signature, nor the other way round.
+ */
+export const AUDIT_CHECKPOINT_CONTEXT: Uint8Array = utf8('pqc-mcp/audit/v1/checkpoint');
+/** The version of the audit file format (docs/AUDIT.md), in each segment's start line (`pqc_audit`). */
+export const AUDIT_FORMAT_VERSION = 1;
 /** The empty context the v1 profile signs with (§7). */
 export const EMPTY_CONTEXT: Uint8Array = new Uint8Array(0);
 

@@ -20,15 +20,15 @@ function peerOfKey(hex: string): PeerIdentity | undefined {
   return undefined;
 }
 
-/** The peer given by `--peer-key`: lowercase hex (the algorithm follows from its length) or an identity file. */
-async function peerFromKey(value: string): Promise<PeerIdentity> {
+/** A key given on the command line: lowercase hex (the algorithm follows from its length) or an identity file. */
+export async function peerFromKey(value: string, flag = '--peer-key', command = 'verify'): Promise<PeerIdentity> {
   if (/^[0-9a-f]+$/.test(value)) {
     const peer = peerOfKey(value);
-    if (!peer) throw usage(`--peer-key: ${value.length} hex characters is not an ML-DSA public key of ${ALGORITHMS.join(', ')}`, 'verify');
+    if (!peer) throw usage(`${flag}: ${value.length} hex characters is not an ML-DSA public key of ${ALGORITHMS.join(', ')}`, command);
     return peer;
   }
-  if (/^[0-9a-fA-F]{64,}$/.test(value)) throw usage('--peer-key: hex must be lowercase', 'verify');
-  const id = await loadAnyIdentity(value, 'verify');
+  if (/^[0-9a-fA-F]{64,}$/.test(value)) throw usage(`${flag}: hex must be lowercase`, command);
+  const id = await loadAnyIdentity(value, command);
   return id instanceof AgentIdentity ? id.toPeer() : id;
 }
 

@@ -20,3 +20,4 @@ export {
 } from './pool.js';
 export { FileTrustStore, type FileTrustStoreOptions } from './trust-file.js';
 export { FileToolPinStore } from './tool-pin-file.js';
+export { openAuditFile, type AuditFile, type AuditFileOptions, type AuditFsync } from './audit-file.js';

@@ -11,6 +11,7 @@ import type { SessionRecord } from '../store/types.js';
 import type { PQCRequestResult, ResolvedServerOptions } from './options.js';
 import { PeerKeyCache } from './peers.js';
 import type { RouteKind } from './route.js';
+import type { TelemetryOperation } from '../telemetry.js';
 
 /** The handler's resolved options and the pieces every request uses. */
 export interface ServerContext {
@@ -33,6 +34,23 @@ export interface RequestFacts {
   readonly handshakeUrl: string;
   /** What became of the request, reported through `onResult`. */
   readonly result: PQCRequestResult;
+  /** The handshake or verification being measured (only with telemetry on). */
+  telemetry?: TelemetryOperation;
+}
+
+/** Ends the measured verification or handshake of a request with what its result says (telemetry on only). */
+export function endTelemetry(ctx: ServerContext, facts: RequestFacts): void {
+  const op = facts.telemetry;
+  if (!op || !ctx.o.telemetry) return;
+  const r = facts.result;
+  ctx.o.telemetry.end(op, {
+    accepted: r.kind !== 'rejected' && r.reason === null && r.status < 500,
+    reason: r.reason,
+    method: r.methods[0],
+    sessionId: r.sessionId,
+    peerDid: r.peerDid,
+    mcpSessionId: facts.mcpSessionId,
+  });
 }
 
 /**

@@ -9,7 +9,7 @@ import { MCP_SESSION_HEADER, handshakePathFor } from '../protocol.js';
 import type { AgentIdentity } from '../identity.js';
 import type { AuditLog } from '../audit.js';
 import type { SessionStore } from '../store/types.js';
-import { discardBody, reject, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, endTelemetry, reject, type RequestFacts, type ServerContext } from './context.js';
 import { verifyBodyless } from './bodyless.js';
 import { handleHandshakePath, serverInfo, type ServerInfo } from './handshake-route.js';
 import { resolveServerOptions, type PQCRequestResult, type PQCServerOptions, type ResolvedServerOptions } from './options.js';
@@ -50,6 +50,8 @@ function newResult(): PQCRequestResult {
 
 /** The methods a protected endpoint answers (`Allow`). */
 const ENDPOINT_METHODS = 'GET, HEAD, POST, DELETE, OPTIONS';
+/** The endpoint's methods whose verification telemetry measures. */
+const ENDPOINT_MEASURED = new Set(['POST', 'GET', 'HEAD', 'DELETE']);
 
 /** Creates the server layer. Validates options at once (throws a `TypeError` naming a bad option). */
 export function createPQCHandler(options: PQCServerOptions): PQCHandler {
@@ -70,6 +72,7 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       if (verified instanceof Response) return verified;
       facts.result.kind = method === 'DELETE' ? 'end-mcp-session' : 'stream';
       const { session } = verified;
+      if (facts.telemetry) endTelemetry(ctx, facts);
       const forwarded = forwardedRequest(facts.request, null, 2);
       const answer = await next(forwarded, undefined, { sessionId: session.sessionId, peerDid: session.peerDid, profile: session.profile });
       return signAnswer(ctx, facts, answer, { session, byId: new Map(), first: undefined });
@@ -114,6 +117,13 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
       handshakeUrl: handshakeUrlFor(url, kind),
       result,
     };
+    const telemetry = ctx.o.telemetry;
+    if (telemetry && target !== undefined) {
+      // Only what the PQC layer decides is measured: a handshake, and a request to the endpoint until its verdict.
+      if (kind === 'handshake' ? request.method === 'POST' : ENDPOINT_MEASURED.has(request.method)) {
+        facts.telemetry = telemetry.begin(kind === 'handshake' ? 'handshake' : 'verify', request.method);
+      }
+    }
     let response: Response;
     if (target === undefined) {
       await discardBody(request);
@@ -121,10 +131,20 @@ export function createPQCHandler(options: PQCServerOptions): PQCHandler {
     } else if (request.headers.has('last-event-id')) {
       await discardBody(request);
       response = reject(ctx, facts, 'invalid_envelope', null, { detail: 'stream resumption (Last-Event-ID) is not part of this protocol' });
+    } else if (facts.telemetry) {
+      try {
+        response = kind === 'handshake' ? await handleHandshakePath(ctx, facts) : await endpoint(facts, next);
+      } catch (err) {
+        // A failure before the verdict (a store, the application before it answered) ends the measure as one.
+        if (result.status === 0) result.status = 500;
+        endTelemetry(ctx, facts);
+        throw err;
+      }
     } else {
       response = kind === 'handshake' ? await handleHandshakePath(ctx, facts) : await endpoint(facts, next);
     }
     if (result.status === 0) result.status = response.status;
+    if (facts.telemetry) endTelemetry(ctx, facts);
     if (o.onResult) {
       try {
         o.onResult(result, request);

@@ -1,5 +1,6 @@
 /** The server layer's options, validated eagerly and resolved once: every adapter takes the same ones. */
 import { AuditLog, type AuditSink } from '../audit.js';
+import { resolveTelemetry, type PQCTelemetry, type ServerTelemetry } from '../telemetry.js';
 import { ALGORITHMS, isAlgorithm, type Algorithm } from '../crypto/algorithms.js';
 import type { BackendPreference } from '../crypto/select.js';
 import type { PQCReason } from '../errors.js';
@@ -108,6 +109,12 @@ export interface PQCServerOptions {
   backend?: BackendPreference;
   /** Told what became of each request (for logs and metrics). Errors it throws are ignored. */
   onResult?: (result: PQCRequestResult, request: Request) => void;
+  /**
+   * OpenTelemetry: a tracer and/or a meter of `@opentelemetry/api` (an optional peer dependency; nothing is imported
+   * from it). Spans and metrics for handshakes, verifications and signing (README, "Telemetry"). Unset (default):
+   * no telemetry call is made.
+   */
+  telemetry?: PQCTelemetry;
   /** The server's clock, epoch ms (default `Date.now`): for tests and replays of recorded exchanges. */
   now?: () => number;
 }
@@ -140,6 +147,8 @@ export interface ResolvedServerOptions {
   readonly audit: AuditLog;
   readonly includePublicKey: boolean;
   readonly onResult: ((result: PQCRequestResult, request: Request) => void) | undefined;
+  /** The server's telemetry; undefined when the option is unset. */
+  readonly telemetry: ServerTelemetry | undefined;
   readonly now: () => number;
 }
 
@@ -200,6 +209,12 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
   if (options.onResult !== undefined && typeof options.onResult !== 'function') throw optionError('onResult', 'must be a function');
   if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function returning epoch milliseconds');
   const now = options.now ?? Date.now;
+  let telemetry: ServerTelemetry | undefined;
+  try {
+    telemetry = resolveTelemetry(options.telemetry);
+  } catch (err) {
+    throw optionError('telemetry', `must be { tracer?, meter? } of @opentelemetry/api (${err instanceof Error ? err.message : String(err)})`);
+  }
   let identity = options.identity;
   if (options.backend !== undefined) {
     try {
@@ -248,6 +263,7 @@ export function resolveServerOptions(options: PQCServerOptions): ResolvedServerO
     audit: resolveAudit(options.audit),
     includePublicKey: options.includePublicKey === true,
     onResult: options.onResult,
+    telemetry,
     now,
   });
 }

@@ -10,8 +10,9 @@ import { readBodyLimited } from '../http.js';
 import { parseLossless, toPlain, type JsonObject, type JsonValue } from '../json/lossless.js';
 import { ENVELOPE_KEY, PQC_ENVELOPE_HEADER, PQC_SESSION_HEADER } from '../protocol.js';
 import { isLowerHex } from '../bytes.js';
+import { serializeJson } from '../json/canonical.js';
 import type { SessionRecord } from '../store/types.js';
-import { discardBody, reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
+import { discardBody, endTelemetry, reject, requestContext, type PQCRequestContext, type RequestFacts, type ServerContext } from './context.js';
 import { signAnswer, type ReplyBinding } from './respond.js';
 import { checkMcpSessionOwner, lookupSession, storeRejection, verifyMessages, type AcceptedMessage } from './verify.js';
 
@@ -88,6 +89,8 @@ export function recordAccepted(ctx: ServerContext, facts: RequestFacts, session:
       signature_truncated: message.parsed.signatureHex,
       digest: message.digest,
       details: message.operation === 'request' && message.method === null ? { http_method: facts.request.method, path: facts.target } : null,
+      // The verified tree as its sender wrote it (number lexemes kept): its signature verifies offline (docs/AUDIT.md).
+      message: ctx.o.audit.keepMessages ? serializeJson(message.parsed.message) : undefined,
     });
     if (message.method !== null) facts.result.methods.push(message.method);
   }
@@ -163,6 +166,8 @@ export async function handlePost(ctx: ServerContext, facts: RequestFacts, next: 
   // The application gets the body once more as plain JSON without the envelope (the MCP SDKs reject unknown
   // members), built from the verified tree: never bytes that were not verified.
   const body = batch ? messages.map((m) => plainWithoutEnvelope(m as JsonObject)) : plainWithoutEnvelope(messages[0] as JsonObject);
+  // The verdict is in: what follows is the application's time, not the verification's.
+  if (facts.telemetry) endTelemetry(ctx, facts);
   const answer = await next(forwardedRequest(request, JSON.stringify(body), session.profile), body, requestContext(session));
   return signAnswer(ctx, facts, answer, { ...replyBinding(session, messages, accepted), json: session.profile === 1 });
 }

@@ -3,7 +3,7 @@
  * event stream, as it comes, bound to the request (`in_reply_to`) and to the response's `Mcp-Session-Id`. Nothing
  * the application writes leaves unsigned: a body that cannot be signed becomes an internal error.
  */
-import { idKey, messageMethod } from '../envelope.js';
+import { idKey, messageMethod, type SignedMessage } from '../envelope.js';
 import { PQCTransportError } from '../errors.js';
 import { headersForNewBody, mediaType } from '../http.js';
 import { parseLossless, type JsonValue } from '../json/lossless.js';
@@ -48,14 +48,22 @@ async function signMessage(ctx: ServerContext, facts: RequestFacts, tree: JsonVa
   const key = idKey(tree.get('id'));
   const method = messageMethod(tree);
   const inReplyTo = (method === null && key !== undefined ? binding.byId.get(key) : undefined) ?? binding.first;
-  const signed = await ctx.signer.signMessage(tree, {
-    sessionId: session.sessionId,
-    inReplyTo: v2 ? inReplyTo : undefined,
-    mcpSessionId: v2 ? mcpSessionId : undefined,
-    includePublicKey: ctx.o.includePublicKey,
-    profile: session.profile,
-    now: ctx.o.now,
-  });
+  const measured = ctx.o.telemetry?.signing({ method, sessionId: session.sessionId, mcpSessionId, algorithm: ctx.o.identity.algorithm });
+  let signed: SignedMessage;
+  try {
+    signed = await ctx.signer.signMessage(tree, {
+      sessionId: session.sessionId,
+      inReplyTo: v2 ? inReplyTo : undefined,
+      mcpSessionId: v2 ? mcpSessionId : undefined,
+      includePublicKey: ctx.o.includePublicKey,
+      profile: session.profile,
+      now: ctx.o.now,
+    });
+  } catch (err) {
+    measured?.(err ?? new Error('signing failed'));
+    throw err;
+  }
+  measured?.();
   // A request to the client: its answer must carry this nonce (§3 step 8).
   if (v2 && method !== null && key !== undefined) {
     await storeCall(() => ctx.o.store.recordServerRequest(session.sessionId, key, signed.nonce, ctx.o.sessionTtlSec));
@@ -71,6 +79,7 @@ async function signMessage(ctx: ServerContext, facts: RequestFacts, tree: JsonVa
     signature_truncated: signed.envelope.signature,
     digest: signed.digest,
     details: inReplyTo && v2 ? { in_reply_to: inReplyTo } : null,
+    message: ctx.o.audit.keepMessages ? signed.text : undefined,
   });
   facts.result.signed++;
   return signed.text;
