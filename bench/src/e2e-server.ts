@@ -5,7 +5,7 @@
  * baseline), the MCP SDK v2 handler behind them, stateless, answering the 2026-07-28 era with JSON
  * (`responseMode: 'json'`). Prints `READY <json>` once listening; exits when stdin closes.
  *
- *   tsx --conditions=@pqc-mcp/source bench/src/e2e-server.ts
+ *   tsx --conditions=@pqc-mcp/source bench/src/e2e-server.ts [--frameworks=express,fastify,hono] [--modes=unsigned,signed,pool]
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -61,11 +61,20 @@ async function start(framework: Framework, mode: Mode, pool: WorkerPoolBackend):
   };
 }
 
+/** `--frameworks=express,hono` and `--modes=pool` choose the servers started (default: every one). */
+function listArg<T extends string>(name: string, all: readonly T[]): readonly T[] {
+  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
+  if (!arg) return all;
+  const picked = arg.slice(name.length + 3).split(',');
+  for (const p of picked) if (!all.includes(p as T)) throw new Error(`e2e-server: unknown ${name} entry ${p}`);
+  return picked as T[];
+}
+
 const pool = sharedWorkerPool();
 await pool.warmup();
 const servers: ServerInfo[] = [];
-for (const framework of ['express', 'fastify', 'hono'] as const) {
-  for (const mode of ['unsigned', 'signed', 'pool'] as const) servers.push(await start(framework, mode, pool));
+for (const framework of listArg('frameworks', ['express', 'fastify', 'hono'] as const)) {
+  for (const mode of listArg('modes', ['unsigned', 'signed', 'pool'] as const)) servers.push(await start(framework, mode, pool));
 }
 process.stdout.write(
   `READY ${JSON.stringify({ node: process.version, backend: AgentIdentity.create('bench-default').backend.name, pool: { name: pool.name, size: pool.size }, servers })}\n`,
