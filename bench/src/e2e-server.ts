@@ -44,8 +44,8 @@ async function start(framework: Framework, mode: Mode, pool: WorkerPoolBackend):
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
   } else {
-    // Hono takes the pool as core's `backend` option (`cryptoPool` is the Node adapters').
-    const { app } = createHonoApp({ pqc: identity ? { identity, ...(backend ? { backend } : {}) } : false, responseMode: 'json' });
+    // @pqc-mcp/hono on Node: the same `cryptoPool` option (default 'auto') as Express and Fastify.
+    const { app } = createHonoApp({ pqc: identity ? { identity, cryptoPool: backend ?? false } : false, responseMode: 'json' });
     port = await new Promise<number>((resolve) => {
       serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolve(info.port));
     });
