@@ -272,7 +272,7 @@ async function run(server: ServerInfo, rep: number): Promise<RunResult> {
     non2xx: result.non2xx,
     errors: result.errors,
     seconds: round(result.seconds, 3),
-    rps: round(result.ok / result.seconds, 1),
+    rps: result.ok > 0 && result.seconds > 0 ? round(result.ok / result.seconds, 1) : 0,
     latencyP50Ms: round(l.p50, 1),
     latencyP99Ms: round(l.p99, 1),
     latencyMaxMs: round(l.max, 1),
