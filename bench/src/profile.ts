@@ -1,5 +1,5 @@
 /**
- * Reading a V8 CPU profile (`node --cpu-prof`): self time per function, the top items, and the share of our own
+ * Reading a V8 CPU profile (`node --cpu-prof`, or the inspector's Profiler): self time per function, the top items, and the share of our own
  * packages. Used by run.ts on the main thread of the signed server (the crypto runs in the pool's workers and libuv's
  * threads, so what this thread spends is the message path, the framework and the MCP SDK).
  */

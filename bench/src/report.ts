@@ -86,7 +86,7 @@ export interface RuntimeReport {
   /** Every run of section 3 (the table shows their medians, `e2e`). */
   runs: RunResult[];
   e2e: E2eRow[];
-  /** The main thread of each framework's signed server (pool), under `--cpu-prof`. */
+  /** The main thread of each framework's signed server (pool), under V8's CPU profiler (from READY to exit). */
   profiles?: { framework: string; rps: number; requests: number; file: string; summary: ProfileSummary }[];
 }
 
@@ -310,7 +310,7 @@ export function renderProfile(report: BenchReport): string {
   L.push(
     `# Where the signed server's main thread spends its time (${report.mode} run, ${report.date.slice(0, 10)})`,
     '',
-    'Each framework\'s signed server with the worker pool (the default), alone in a process under `node --cpu-prof`, loaded as in ' +
+    'Each framework\'s signed server with the worker pool (the default), alone in a process under V8\'s CPU profiler (from start-up done to exit: warm-up and load), loaded as in ' +
       'section 3 of latest.md. Only the main thread: ML-DSA runs in the pool\'s workers, so what is here is the HTTP server, the framework, the ' +
       'MCP SDK and our message path. **self** = time in the function itself (not its callees); share = of the busy time (idle excluded). ' +
       '**groups**: pqc-mcp = packages/*, dependency = node_modules (framework, SDK, noble\'s SHA3), node = Node\'s own JS, v8 = ' +

