@@ -206,7 +206,7 @@ async function scenario(framework: string) {
   const info = JSON.parse(server.ready.slice(6)) as { servers: ServerInfo[] };
   const target = info.servers[0]!;
   try {
-    const attack = await child([join(here, 'dos.ts'), '--attack', JSON.stringify({ url: target.url, did: target.did, seconds: PHASE_SEC } satisfies Attack), ...(quick ? ['--quick'] : [])]);
+    const attack = await child([join(here, 'dos.ts'), '--attack', JSON.stringify({ url: target.url, did: target.did!, seconds: PHASE_SEC } satisfies Attack), ...(quick ? ['--quick'] : [])]);
     const client = await session(target.url, target.did!, AgentIdentity.create('dos-legit-client'));
     const n = Math.ceil((PHASE_SEC * 1000) / INTERVAL_MS) + 10;
     const quietBodies = await Promise.all(Array.from({ length: n }, (_, i) => client.sign(toolsCall(100 + i))));
