@@ -324,7 +324,7 @@ export function renderProfile(report: BenchReport): string {
       L.push(
         `## ${r.label}, ${p.framework}: ${fmt(p.rps)} req/s, ${p.requests} requests`,
         '',
-        `Busy ${fmt(p.summary.busyMs, 0)} of ${fmt(p.summary.totalMs, 0)} ms (${perReq(p.summary.busyMs)} µs per request): ` +
+        `Busy ${fmt(p.summary.busyMs, 0)} of ${fmt(p.summary.totalMs, 0)} ms (${perReq(p.summary.busyMs)} µs per measured request: an upper bound, the warm-up's requests are profiled too): ` +
           `pqc-mcp ${fmt(g['pqc-mcp'], 0)} ms (${perReq(g['pqc-mcp'])} µs/request), dependencies ${fmt(g.dependency, 0)} ms, node ${fmt(g.node, 0)} ms, ` +
           `v8/GC ${fmt(g.v8, 0)} ms, bench ${fmt(g.bench, 0)} ms.`,
         '',
