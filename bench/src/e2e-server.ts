@@ -5,9 +5,11 @@
  * baseline), the MCP SDK v2 handler behind them, stateless, answering the 2026-07-28 era with JSON
  * (`responseMode: 'json'`). Prints `READY <json>` once listening; exits when stdin closes.
  *
- *   tsx --conditions=@pqc-mcp/source bench/src/e2e-server.ts
+ *   tsx --conditions=@pqc-mcp/source bench/src/e2e-server.ts [--frameworks=express,fastify,hono] [--modes=unsigned,signed,pool] [--profile=<file>]
  */
+import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { serve } from '@hono/node-server';
@@ -44,8 +46,8 @@ async function start(framework: Framework, mode: Mode, pool: WorkerPoolBackend):
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
   } else {
-    // Hono takes the pool as core's `backend` option (`cryptoPool` is the Node adapters').
-    const { app } = createHonoApp({ pqc: identity ? { identity, ...(backend ? { backend } : {}) } : false, responseMode: 'json' });
+    // @pqc-mcp/hono on Node: the same `cryptoPool` option (default 'auto') as Express and Fastify.
+    const { app } = createHonoApp({ pqc: identity ? { identity, cryptoPool: backend ?? false } : false, responseMode: 'json' });
     port = await new Promise<number>((resolve) => {
       serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolve(info.port));
     });
@@ -61,19 +63,48 @@ async function start(framework: Framework, mode: Mode, pool: WorkerPoolBackend):
   };
 }
 
+/** `--frameworks=express,hono` and `--modes=pool` choose the servers started (default: every one). */
+function listArg<T extends string>(name: string, all: readonly T[]): readonly T[] {
+  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
+  if (!arg) return all;
+  const picked = arg.slice(name.length + 3).split(',');
+  for (const p of picked) if (!all.includes(p as T)) throw new Error(`e2e-server: unknown ${name} entry ${p}`);
+  return picked as T[];
+}
+
 const pool = sharedWorkerPool();
 await pool.warmup();
 const servers: ServerInfo[] = [];
-for (const framework of ['express', 'fastify', 'hono'] as const) {
-  for (const mode of ['unsigned', 'signed', 'pool'] as const) servers.push(await start(framework, mode, pool));
+for (const framework of listArg('frameworks', ['express', 'fastify', 'hono'] as const)) {
+  for (const mode of listArg('modes', ['unsigned', 'signed', 'pool'] as const)) servers.push(await start(framework, mode, pool));
 }
 process.stdout.write(
   `READY ${JSON.stringify({ node: process.version, backend: AgentIdentity.create('bench-default').backend.name, pool: { name: pool.name, size: pool.size }, servers })}\n`,
 );
+// `--profile=<file>`: the main thread is profiled from now (start-up and compilation left out) until stdin closes,
+// and the V8 CPU profile written to <file>.
+const profileArg = process.argv.find((a) => a.startsWith('--profile='));
+let stopProfile = async (): Promise<void> => {};
+if (profileArg) {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  stopProfile = async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(profileArg.slice('--profile='.length), JSON.stringify(profile));
+  };
+}
 // The orchestrator closes stdin to stop this process.
+let exiting = false;
+const exit = () => {
+  if (exiting) return;
+  exiting = true;
+  void stopProfile().finally(() => process.exit(0));
+};
 process.stdin.resume();
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('close', () => process.exit(0));
+process.stdin.on('end', exit);
+process.stdin.on('close', exit);
 // BENCH_ELU=1: the event loop utilisation, CPU seconds and pool counters of this process, every second, on stderr.
 if (process.env.BENCH_ELU) {
   let last = performance.eventLoopUtilization();

@@ -25,9 +25,13 @@ export interface LoadPlan {
   expectedRps: Record<string, number>;
   /** Most requests one PQC session may carry (the server remembers 10 000 nonces per session). */
   maxSigned: number;
+  /** Runs of each server, in rounds over every server (the orchestrator takes the medians). Default 1. */
+  reps?: number;
 }
 
 export interface RunResult {
+  /** Which round of `reps` this run was (0-based). */
+  rep: number;
   framework: string;
   mode: string;
   backend: string | null;
@@ -217,7 +221,7 @@ function cannon(
   });
 }
 
-async function run(server: ServerInfo): Promise<RunResult> {
+async function run(server: ServerInfo, rep: number): Promise<RunResult> {
   const session = await openSession(server);
   const signed = server.did !== null;
   let nextId = 10;
@@ -259,6 +263,7 @@ async function run(server: ServerInfo): Promise<RunResult> {
   const p = summary(probe.latencies);
   const l = summary(result.latencies);
   return {
+    rep,
     framework: server.framework,
     mode: server.mode,
     backend: server.backend,
@@ -267,7 +272,7 @@ async function run(server: ServerInfo): Promise<RunResult> {
     non2xx: result.non2xx,
     errors: result.errors,
     seconds: round(result.seconds, 3),
-    rps: round(result.ok / result.seconds, 1),
+    rps: result.ok > 0 && result.seconds > 0 ? round(result.ok / result.seconds, 1) : 0,
     latencyP50Ms: round(l.p50, 1),
     latencyP99Ms: round(l.p99, 1),
     latencyMaxMs: round(l.max, 1),
@@ -277,9 +282,14 @@ async function run(server: ServerInfo): Promise<RunResult> {
 }
 
 const results: RunResult[] = [];
-for (const server of plan.servers) {
-  const r = await run(server);
-  process.stderr.write(`  ${r.framework.padEnd(8)} ${r.mode.padEnd(9)} ${String(r.rps).padStart(8)} req/s  p50 ${r.latencyP50Ms} ms  p99 ${r.latencyP99Ms} ms  handshake p99 ${r.handshakeProbe.p99Ms} ms${r.non2xx + r.errors ? `  FAILED ${r.non2xx} non-2xx, ${r.errors} errors` : ''}\n`);
-  results.push(r);
+for (let rep = 0; rep < (plan.reps ?? 1); rep++) {
+  for (const server of plan.servers) {
+    const r = await run(server, rep);
+    const failed = r.non2xx + r.errors ? `  FAILED ${r.non2xx} non-2xx, ${r.errors} errors` : '';
+    process.stderr.write(
+      `  ${r.framework.padEnd(8)} ${r.mode.padEnd(9)} ${String(r.rps).padStart(8)} req/s  p50 ${r.latencyP50Ms} ms  p99 ${r.latencyP99Ms} ms  handshake p99 ${r.handshakeProbe.p99Ms} ms${failed}\n`,
+    );
+    results.push(r);
+  }
 }
 printResult({ node: process.version, client: client.backend.name, results });

@@ -249,6 +249,10 @@ async function perMessageSection(): Promise<unknown> {
     const result = await MessageSigner.verifyMessage(freeTexts[i]!, { peer: freePeer });
     if (!result.valid) throw new Error(`bench: ${result.reason}`);
   });
+  // The server's whole round alone: a request verified, the application's answer signed (what a signed server adds per request).
+  const freeRoundRequests: Request[] = [];
+  for (let i = 0; i < ownCount; i++) freeRoundRequests.push(post((await free.sign(400_000 + i)).text, free.session.sessionId));
+  const ownRoundMs = await timeBatch(ownCount, (i) => handled(free.handler, freeRoundRequests[i]!, answer, 200));
   const ownParseMs = await timeBatch(ownCount, (i) => parseLossless(freeTexts[i]!));
   const trees = freeTexts.map((text) => parseLossless(text));
   const ownCanonicalMs = await timeBatch(ownCount, (i) => canonicalJson(trees[i]!));
@@ -282,6 +286,7 @@ async function perMessageSection(): Promise<unknown> {
       meanMs: round(s.round.mean, 4),
       bareMeanMs: round(bareRound, 4),
       ratio: round(s.round.mean / bareRound, 3),
+      ownMeanUs: round(ownRoundMs * 1000, 1),
       n: s.round.n,
     },
     json: { parseMeanUs: round(ownParseMs * 1000, 1), canonicalMeanUs: round(ownCanonicalMs * 1000, 1) },

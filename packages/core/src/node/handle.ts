@@ -61,12 +61,11 @@ export async function handleNodeRequest(
 ): Promise<void> {
   let ranApp = false;
   const received = toWebRequest(req);
-  const headers = new Headers(received.headers);
   const response = await handler.handle(
     received,
     (forwarded, parsedBody, context) => {
       ranApp = true;
-      if (forwarded !== received) adoptHeaders(req, headers, forwarded.headers);
+      if (forwarded !== received) adoptHeaders(req, received.headers, forwarded.headers); // core never changes received's headers
       return captureNodeResponse(res, () => runApp(parsedBody, context));
     },
     { target: nodeRequestTarget(req), routedPath: options.routedPath },
