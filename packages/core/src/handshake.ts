@@ -14,6 +14,7 @@ import {
   EMPTY_CONTEXT,
   HANDSHAKE_REQUEST_CONTEXT,
   HANDSHAKE_RESPONSE_CONTEXT,
+  MAX_HANDSHAKE_JSON_VALUES,
   nonceRetentionSec,
 } from './protocol.js';
 import { RotationError, chainFrom, verifyRotationChain, type RotationChain, type RotationRecord } from './rotation.js';
@@ -109,8 +110,9 @@ function reject(reason: PQCReason, detail: string): never {
 function parseObject(text: string | Uint8Array, what: string): JsonObject {
   let tree: JsonValue;
   try {
-    tree = parseLossless(text);
+    tree = parseLossless(text, { maxValues: MAX_HANDSHAKE_JSON_VALUES });
   } catch (err) {
+    if (err instanceof PQCTransportError && err.reason === 'body_too_large') reject('body_too_large', `${what}: ${err.message}`);
     reject('malformed_json', err instanceof Error ? err.message : 'malformed JSON');
   }
   if (!(tree instanceof Map)) reject('handshake_failed', `${what} is not a JSON object`);
@@ -291,11 +293,13 @@ export const PQCHandshake = {
       if (!(await client.verifyingKey.verify(signedDigest, fromHex(signatureHex), context))) {
         reject('invalid_signature', 'the request signature does not verify');
       }
+      // Authorized before it is recorded: clients refused anyway never fill the replay window, whose bound would
+      // otherwise let them lock authorized clients out.
+      if (!(await isAuthorized(options.authorize, client))) reject('peer_not_authorized', 'the client is not authorized');
       // Recorded only once the signature holds, so forged requests cannot burn a client's nonces.
       if (!(await storeCall(() => options.store.recordHandshake(`${clientDid}:${nonce}`, timestampMs, nonceRetentionSec(skewSec))))) {
         reject('replay_detected', 'this handshake request was seen before');
       }
-      if (!(await isAuthorized(options.authorize, client))) reject('peer_not_authorized', 'the client is not authorized');
 
       const ttlSec = options.sessionTtlSec ?? DEFAULT_SESSION_TTL_SEC;
       const session: SessionRecord = {

@@ -16,6 +16,14 @@ export const MCP_SESSION_HEADER = 'Mcp-Session-Id';
 /** The SSE resumption header, refused by this protocol (§4). */
 export const LAST_EVENT_ID_HEADER = 'Last-Event-ID';
 
+/**
+ * Most bytes of a handshake request a server reads (§5): the largest (ML-DSA-87, v1 or v2) is under 16 KiB, so 64 KiB
+ * leaves room for extension members while an unauthenticated client cannot make the server buffer megabytes.
+ */
+export const MAX_HANDSHAKE_BODY_BYTES = 64 * 1024;
+/** Most JSON values in a handshake request or response (§5; a response with a full rotation chain has about 220). */
+export const MAX_HANDSHAKE_JSON_VALUES = 1024;
+
 /** ML-DSA context of v2 message signatures (§3). */
 export const MESSAGE_CONTEXT: Uint8Array = utf8('pqc-mcp/v2/message');
 /** ML-DSA context of the client's handshake signature (§5). */

@@ -174,6 +174,17 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
       expect(await echo(client, 'after the flood')).toMatchObject(echoed('after the flood'));
     });
 
+    test('7b. an unauthenticated handshake is read to 64 KiB and 1024 JSON values at most: past either, 413 before any signature', async () => {
+      const big = JSON.stringify({ v: 2, type: 'pqc_handshake_request', pad: 'x'.repeat(1024 * 1024) });
+      const many = JSON.stringify({ v: 2, type: 'pqc_handshake_request', pad: Array.from({ length: 2000 }, () => 0) });
+      for (const body of [big, many]) {
+        const response = await fetch(client.handshakeUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        expect(response.status).toBe(413);
+        expect(((await response.json()) as { error: { data: { pqc: string } } }).error.data.pqc).toBe('body_too_large');
+      }
+      expect(await echo(client, 'after the big handshakes')).toMatchObject(echoed('after the big handshakes'));
+    });
+
     test('11. a middlebox adding a query, or moving a signed POST to another path, gets target_mismatch', async () => {
       const box = await startMiddlebox(new URL(server.url).origin);
       try {

@@ -7,6 +7,7 @@ import type { Algorithm } from '../crypto/algorithms.js';
 import { HandshakeError, PQCTransportError } from '../errors.js';
 import { PQCHandshake } from '../handshake.js';
 import { pqcErrorResponse, readBodyLimited } from '../http.js';
+import { MAX_HANDSHAKE_BODY_BYTES } from '../protocol.js';
 import type { RotationRecord } from '../rotation.js';
 import type { Profile } from '../store/types.js';
 import { reject, type RequestFacts, type ServerContext } from './context.js';
@@ -40,7 +41,8 @@ const V1_DISABLED =
 async function performHandshake(ctx: ServerContext, facts: RequestFacts): Promise<Response> {
   const o = ctx.o;
   try {
-    const body = await readBodyLimited(facts.request.body, o.maxBodyBytes, facts.request.headers.get('content-length'));
+    // A handshake is small: never buffer more of an unauthenticated body than one can hold.
+    const body = await readBodyLimited(facts.request.body, Math.min(o.maxBodyBytes, MAX_HANDSHAKE_BODY_BYTES), facts.request.headers.get('content-length'));
     const { response, session } = await PQCHandshake.respond(body, o.identity, {
       store: o.store,
       profiles: o.profiles,
