@@ -117,7 +117,8 @@ Options:
 stdio upstream options (--upstream-command):
   --upstream-env NAME     pass this variable of the gateway's environment to the server (repeat; by default
                           it gets only HOME, LOGNAME, PATH, SHELL, TERM, USER)
-  --max-children N        MCP sessions (server processes) in all (default 16); more initializes get 503
+  --max-children N        MCP sessions (server processes) in all (default 16); one more ends the least recently used
+                          idle one (503 only while all are busy)
   --max-children-per-client N  per client DID (default 4); one more ends that client's least recently used one
   --child-idle SEC        stop a session's process after SEC seconds without a request (default 1800)
   -h, --help              show this help

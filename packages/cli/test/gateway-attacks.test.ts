@@ -17,6 +17,7 @@ const GATEWAY = seededIdentity(91, 'ML-DSA-65', 'gateway');
 const CLIENT = seededIdentity(92, 'ML-DSA-65', 'client');
 const OTHER = seededIdentity(93, 'ML-DSA-65', 'other');
 const THIRD = seededIdentity(94, 'ML-DSA-65', 'third');
+const FOURTH = seededIdentity(95, 'ML-DSA-65', 'fourth');
 const HOSTILE_CHILD = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(__dirname, 'fixtures', 'hostile-mcp-server.mjs'))}`;
 
 const tmp = tempDir();
@@ -391,15 +392,23 @@ describe('a hostile stdio child', () => {
     await second.client.close().catch(() => {});
   });
 
-  test('process limits: a client past its share loses its oldest session; past the total, initialize gets 503', async () => {
+  test('process limits: a client past its share loses its oldest session; past the total, the least recently used idle one; 503 only while all are busy', async () => {
     const a1 = await connect(CLIENT);
     const a2 = await connect(CLIENT);
     const a3 = await connect(CLIENT); // ends a1's process (2 per client)
     await expect(a1.client.callTool({ name: 'ok', arguments: {} })).rejects.toThrow();
     expect(text(await a3.client.callTool({ name: 'ok', arguments: {} }))).toBe('ok');
     const b1 = await connect(OTHER); // 3 in all
-    await expect(connect(THIRD)).rejects.toThrow(/503|MCP sessions are open/);
-    for (const c of [a2, a3, b1]) await c.client.close().catch(() => {});
+    // Full: a third client's session ends the least recently used idle one (a2), never one in use.
+    const c1 = await connect(THIRD);
+    expect(text(await c1.client.callTool({ name: 'ok', arguments: {} }))).toBe('ok');
+    await expect(a2.client.callTool({ name: 'ok', arguments: {} })).rejects.toThrow();
+    // Every process busy: a new session is refused, and the calls in flight finish.
+    const busy = [a3, b1, c1].map((c) => c.client.callTool({ name: 'slow', arguments: {} }));
+    await sleep(300);
+    await expect(connect(FOURTH)).rejects.toThrow(/503|MCP sessions are open/);
+    for (const result of await Promise.all(busy)) expect(text(result)).toBe('slow done');
+    for (const c of [a2, a3, b1, c1]) await c.client.close().catch(() => {});
   });
 
   test('an unauthenticated flood starts no process', async () => {

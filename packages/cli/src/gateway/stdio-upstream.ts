@@ -4,8 +4,9 @@
  * Mcp-Session-Id belongs to that client (core records the owner, §9, and the session checks it again). A child that
  * exits ends its session (its open requests get an error; the client's next request gets 404 and it initializes
  * anew, in a fresh process): nothing is restarted under a client that believes its state is still there. Limits:
- * children in all (more initializes are refused, 503), children per client DID (one more ends that client's least
- * recently used one), and an idle time after which a session's child is stopped.
+ * children in all (one more ends the least recently used idle one; refused, 503, only while every one is busy),
+ * children per client DID (one more ends that client's least recently used one), and an idle time after which a
+ * session's child is stopped.
  */
 import type { Readable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/client';
@@ -83,6 +84,15 @@ export function createStdioUpstream(options: StdioUpstreamOptions): Upstream {
     if (mine.length >= limits.maxChildrenPerClient) {
       const oldest = mine.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b));
       await oldest.end(`its client opened more than ${limits.maxChildrenPerClient} MCP sessions`);
+    }
+    if (live.size + starting >= limits.maxChildren) {
+      // Full: the least recently used idle session makes room, as core's session table does, so that clients of their
+      // own keys cannot hold every process; only when every one is busy is the new session refused.
+      const idle = [...live].filter((s) => !s.busy);
+      if (idle.length > 0) {
+        const lru = idle.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b));
+        await lru.end(`the gateway runs at most ${limits.maxChildren} MCP sessions: the least recently used one ended`);
+      }
     }
     if (live.size + starting >= limits.maxChildren) {
       info.report('upstream_error', 'too_many_children');
