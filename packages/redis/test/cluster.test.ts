@@ -7,9 +7,9 @@
 import { MemorySessionStore, type NonceOutcome, type SessionLimits, type SessionRecord } from '@pqc-mcp/core';
 import { runSessionStoreContract } from '@pqc-mcp/test-kit';
 import { randomBytes } from 'node:crypto';
-import { RedisSessionStore, type RedisClusterLike, type RedisSessionStoreOptions } from '../src/index.js';
+import { RedisSessionStore, type RedisSessionStoreOptions } from '../src/index.js';
 import { MIN_SESSIONS_PER_SHARD } from '../src/cluster.js';
-import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, sleep, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
+import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
 
 let cluster: RawCluster;
 const prefixes: string[] = [];
@@ -226,4 +226,55 @@ describe('bounds split into index shards', () => {
     sample.forEach((id, i) => expect([id, outcomes[i]]).toEqual([id, inIndex.has(id) ? 'accepted' : 'ended']));
     expect(ended.length).toBeGreaterThanOrEqual(300);
   }, 60_000);
+});
+
+describe('limits across instances', () => {
+  test('50 concurrent handshakes through two stores (own cluster clients): never more live than maxSessions, each end reported once', async () => {
+    const prefix = uniquePrefix('crace');
+    const a = newStore({ keyPrefix: prefix });
+    const b = newStore({ keyPrefix: prefix });
+    const limits = { ...LIMITS, maxSessions: 10 };
+    const rs = Array.from({ length: 50 }, (_, i) => record({ peerDid: `did:pqaid:${(i % 25).toString(16).padStart(64, '0')}` }));
+    const ended = (await Promise.all(rs.map((r, i) => (i % 2 ? a : b).createSession(r, limits)))).flat();
+    expect(ended).toHaveLength(40);
+    expect(new Set(ended).size).toBe(40);
+    expect(await cluster.zCard(a.keys.cluster.shard(0)[0])).toBe(10);
+    const outcomes = await Promise.all(rs.map((r) => a.recordNonce(r.sessionId, hex(16), Date.now(), 660)));
+    expect(outcomes.filter((o) => o === 'accepted')).toHaveLength(10);
+    expect(outcomes.filter((o) => o === 'ended')).toHaveLength(40);
+  });
+
+  test('one client flooding handshakes on two instances: never more than its cap live, whatever the interleaving', async () => {
+    const prefix = uniquePrefix('cflood');
+    const a = newStore({ keyPrefix: prefix });
+    const b = newStore({ keyPrefix: prefix });
+    const limits = { ...LIMITS, maxSessionsPerClient: 3 };
+    const peer = `did:pqaid:${'f'.repeat(64)}`;
+    const rs = Array.from({ length: 60 }, (_, i) => record({ peerDid: peer, createdAt: Date.now() + i }));
+    const ended = (await Promise.all(rs.map((r, i) => (i % 2 ? a : b).createSession(r, limits)))).flat();
+    expect(new Set(ended).size).toBe(57);
+    expect(await cluster.zCard(a.keys.cluster.client(peer)[0])).toBe(3);
+    const outcomes = await Promise.all(rs.map((r) => b.recordNonce(r.sessionId, hex(16), Date.now(), 660)));
+    expect(outcomes.filter((o) => o === 'accepted')).toHaveLength(3);
+    // Another client is untouched by this one's flood.
+    const other = record({ peerDid: `did:pqaid:${'e'.repeat(64)}` });
+    expect(await a.createSession(other, limits)).toEqual([]);
+    expect(await b.recordNonce(other.sessionId, hex(16), Date.now(), 660)).toBe('accepted');
+  });
+
+  test('recordNonce is one script on the session\'s slot whatever its outcome; a forged session id sends nothing', async () => {
+    const store = newStore({ maxNoncesPerSession: 2 });
+    const r = record();
+    await store.createSession(r, LIMITS);
+    const t = Date.now();
+    expect(await store.recordNonce(r.sessionId, 'a', t, 660)).toBe('accepted');
+    expect(await store.recordNonce(r.sessionId, 'a', t, 660)).toBe('replay');
+    expect(await store.recordNonce(`${r.sessionId}}:s`, 'b', t, 660)).toBe('unknown');
+    await store.endSession(r.sessionId, 660);
+    expect(await store.recordNonce(r.sessionId, 'c', t + 1, 660)).toBe('ended');
+    // Ended: out of its client's index and its shard's live set, into the kept set.
+    expect(await cluster.zScore(store.keys.cluster.client(r.peerDid)[0], r.sessionId)).toBeNull();
+    expect(await cluster.zScore(store.keys.cluster.shard(0)[0], r.sessionId)).toBeNull();
+    expect(await cluster.zScore(store.keys.cluster.shard(0)[3], r.sessionId)).toEqual(expect.any(Number));
+  });
 });

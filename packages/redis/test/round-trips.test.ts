@@ -10,7 +10,6 @@ import { RedisSessionStore, type RedisClientLike, type RedisClusterLike } from '
 import { REDIS_URL, clusterDeletePrefix, connectTestCluster, connectTestRedis, deletePrefix, startServer, testClusterClient, uniquePrefix, type RawCluster, type RawRedis } from './helpers.js';
 
 const SERVER = seededIdentity(41);
-const CLIENT = seededIdentity(42);
 
 let redis: RawRedis;
 let cluster: RawCluster;
