@@ -1,7 +1,8 @@
 /**
  * `RedisSessionStore`: the `SessionStore` of `@pqc-mcp/core` on Redis, so several server instances behind a load
  * balancer share sessions, nonces and the handshake replay cache. Every write that decides something (a session
- * slot, a nonce, a handshake) is one atomic command or Lua script on the Redis server.
+ * slot, a nonce, a handshake) is one atomic command or Lua script on the Redis server; on a Redis Cluster each on one
+ * hash slot (cluster.ts).
  *
  * Failure: when Redis cannot be reached every method throws `PQCTransportError('store_unavailable')` quickly (the
  * client's offline queue is off, every command has a deadline), so the server answers 503 and fails closed; the
@@ -299,6 +300,10 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
  * - Nonces: per session a window bounded by `maxNoncesPerSession`, with the floor rule of core's `NonceWindow`,
  *   expiring with the record.
  * - Handshake keys, v1 keys, MCP session owners and server requests: one key each, `SET … NX PX` and the like.
+ *
+ * Given a cluster client (`createCluster()`), the sessions' bounds live in index keys of their own slots instead
+ * (README: "Redis Cluster"): `recordNonce` stays one round trip, `createSession` takes three (and two more when it
+ * ends sessions), `endSession` two.
  */
 export class RedisSessionStore implements SessionStore {
   readonly keyPrefix: string;
