@@ -5,8 +5,9 @@
  * here would fail with CROSSSLOT), TTLs on every key, round trips and bytes per session.
  */
 import { MemorySessionStore, type NonceOutcome, type SessionLimits, type SessionRecord } from '@pqc-mcp/core';
-import { runSessionStoreContract } from '@pqc-mcp/test-kit';
+import { freePort, runSessionStoreContract } from '@pqc-mcp/test-kit';
 import { randomBytes } from 'node:crypto';
+import { createCluster } from 'redis';
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../src/index.js';
 import { MIN_SESSIONS_PER_SHARD } from '../src/cluster.js';
 import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
@@ -278,5 +279,23 @@ describe('limits across instances', () => {
     expect(await cluster.zScore(store.keys.cluster.client(r.peerDid)[0], r.sessionId)).toBeNull();
     expect(await cluster.zScore(store.keys.cluster.shard(0)[0], r.sessionId)).toBeNull();
     expect(await cluster.zScore(store.keys.cluster.shard(0)[3], r.sessionId)).toEqual(expect.any(Number));
+  });
+});
+
+describe('cluster unreachable', () => {
+  test('every method fails fast with store_unavailable (fail closed), lastError kept', async () => {
+    const port = await freePort(); // nothing listens there
+    const client = createCluster({ rootNodes: [{ url: `redis://127.0.0.1:${port}` }], defaults: { disableOfflineQueue: true, socket: { reconnectStrategy: false } } });
+    const store = new RedisSessionStore({ client, connectTimeoutMs: 300 });
+    try {
+      const t = Date.now();
+      await expect(store.createSession(record(), LIMITS)).rejects.toMatchObject({ reason: 'store_unavailable' });
+      await expect(store.recordNonce('a'.repeat(32), 'n', Date.now(), 660)).rejects.toMatchObject({ reason: 'store_unavailable' });
+      await expect(store.recordHandshake('k', Date.now(), 660)).rejects.toMatchObject({ reason: 'store_unavailable' });
+      expect(Date.now() - t).toBeLessThan(3000);
+      expect(String(store.lastError)).toMatch(/unavailable|ECONNREFUSED/i);
+    } finally {
+      await store.close();
+    }
   });
 });
