@@ -3,5 +3,6 @@
  * handshake replay cache.
  */
 export { RedisSessionStore, redisKeys } from './store.js';
-export type { RedisClientLike, RedisKeys, RedisSessionStoreOptions } from './store.js';
+export type { RedisClientLike, RedisClusterLike, RedisKeys, RedisSessionStoreOptions } from './store.js';
+export type { ClusterIndexKeys } from './cluster.js';
 export { storeFromEnv } from './env.js';

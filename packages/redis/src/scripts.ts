@@ -6,20 +6,9 @@
  * timestamp, expiresAt) or an integer it computed from integers (now, a retention, a nonce's expiry), because Redis turns a Lua number into text with
  * 14 significant digits: fractional milliseconds would lose digits, integers below 10^14 do not.
  *
- * Redis Cluster: the keys of one session carry the hash tag `{<session id>}`, so they are in one slot. The
- * server-request commands touch that slot only; `RECORD_NONCE` touches it and the global `live` set, `END_SESSION`
- * it and `live`, `expiry` and `retained`, and the session's client set (named from the prefix and the DID in the
- * session's hash, undeclared). `CREATE_SESSION` is cross-slot by nature: the global `live`, `expiry` and `retained`
- * sets, client sets, and the records of the sessions it ends or forgets (whose key names it builds from the prefix,
- * undeclared).
- * That is allowed on a single Redis (or a primary with replicas, Sentinel), not on a cluster. A cluster design must:
- * keep every script on one slot; move "last used" into the session's own hash (recordNonce then touches one slot, and
- * stays one round trip); keep the limits in index keys of their own slot (a `{<prefix>index}` tag for the global
- * LRU and expiry sets, a `{<client did>}` tag per client), read by a script on that slot which picks the victims and
- * reserves the new session's place; and end each victim with `END_SESSION` on the victim's slot afterwards. The limit
- * is then enforced atomically on the index, while the victims' records are marked ended a moment later (a victim may
- * accept a few more messages meanwhile), and the LRU order is refreshed lazily from the sessions' hashes (sampled,
- * or on the index script's own read), not on every message.
+ * These are the scripts of a single Redis (or a primary with replicas, Sentinel): `CREATE_SESSION`, `END_SESSION` and
+ * `RECORD_NONCE` touch the global `live`, `expiry` and `retained` sets and client sets beside a session's keys,
+ * which a Redis Cluster refuses (CROSSSLOT). On a cluster the store runs cluster-scripts.ts instead, each on one slot.
  */
 import { createHash } from 'node:crypto';
 
@@ -29,7 +18,8 @@ export interface LuaScript {
   readonly sha1: string;
 }
 
-function script(source: string): LuaScript {
+/** A script from its source. */
+export function script(source: string): LuaScript {
   return { source, sha1: createHash('sha1').update(source).digest('hex') };
 }
 
@@ -42,7 +32,8 @@ function script(source: string): LuaScript {
  * leaves them for the `retained` set (session id -> when its record may be forgotten), which bounds how many such
  * records are kept.
  */
-const COMMON = `
+/** The time helpers every script shares (retention, TTLs); the cluster scripts use them too. */
+export const TIME_FUNCTIONS = `
 local function retained_until(exp, ended, ret)
   local e = ended or exp
   if e > exp then e = exp end
@@ -62,7 +53,9 @@ local function reach(key, t, now)
   local want = ttl_until(t, now)
   if redis.call('PTTL', key) < want then redis.call('PEXPIRE', key, want) end
 end
+`;
 
+const COMMON = `${TIME_FUNCTIONS}
 -- A session leaves its client's set (the set goes with its last member).
 local function leave_client(prefix, peer, sid)
   if not peer then return end
@@ -236,7 +229,11 @@ return ended
  * session is live, ended or expired (a signed rejection is given once per nonce). An accepted one refreshes the
  * session's "last used" in the live set, which the global limit's LRU reads.
  */
-export const RECORD_NONCE = script(`${COMMON}
+/**
+ * The nonce rule of `RECORD_NONCE` up to the answer, shared with the cluster's script (cluster-scripts.ts): it returns
+ * early with 'unknown' or 'replay', else falls through with the nonce recorded, `ended_at` and `exp` read.
+ */
+export const NONCE_RULE = `
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', KEYS[1], 'exp', 'ret', 'ended', 'floor')
 if not f[1] then return 'unknown' end
@@ -293,7 +290,9 @@ if pttl > 0 then
   redis.call('PEXPIRE', KEYS[3], pttl)
 end
 
-if ended_at then return 'ended' end
+`;
+
+export const RECORD_NONCE = script(`${COMMON}${NONCE_RULE}if ended_at then return 'ended' end
 if exp <= now then return 'expired' end
 redis.call('ZADD', KEYS[4], 'XX', now, ARGV[2])
 return 'accepted'

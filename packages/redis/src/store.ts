@@ -1,7 +1,8 @@
 /**
  * `RedisSessionStore`: the `SessionStore` of `@pqc-mcp/core` on Redis, so several server instances behind a load
  * balancer share sessions, nonces and the handshake replay cache. Every write that decides something (a session
- * slot, a nonce, a handshake) is one atomic command or Lua script on the Redis server.
+ * slot, a nonce, a handshake) is one atomic command or Lua script on the Redis server; on a Redis Cluster each on one
+ * hash slot (cluster.ts).
  *
  * Failure: when Redis cannot be reached every method throws `PQCTransportError('store_unavailable')` quickly (the
  * client's offline queue is off, every command has a deadline), so the server answers 503 and fails closed; the
@@ -16,6 +17,7 @@ import {
 } from '@pqc-mcp/core';
 import { DEFAULT_MAX_NONCES_PER_SESSION, parseSessionRecord, recordRetainedUntil, serializeSessionRecord } from '@pqc-mcp/core/internal';
 import { createClient } from 'redis';
+import { ClusterSessions, clusterIndexKeys, type ClusterIndexKeys } from './cluster.js';
 import { CLAIM_MCP_SESSION, CREATE_SESSION, END_PEER_SESSIONS, END_SESSION, RECORD_NONCE, type LuaScript } from './scripts.js';
 
 /**
@@ -33,10 +35,29 @@ export interface RedisClientLike {
   destroy?(): unknown;
 }
 
+/**
+ * What the store needs of a Redis Cluster client: a node-redis v5/v6 cluster client (`createCluster()`), connected or
+ * not, fits. The store then keeps every script on one hash slot (README: "Redis Cluster").
+ */
+export interface RedisClusterLike {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  connect(): Promise<unknown>;
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: { timeout?: number }): Promise<unknown>;
+  getSlotMaster(slot: number): unknown;
+  on(event: 'error' | 'connect', listener: (arg?: unknown) => void): unknown;
+  off(event: 'error' | 'connect', listener: (arg?: unknown) => void): unknown;
+  close?(): Promise<unknown>;
+  destroy?(): unknown;
+}
+
 /** Options of `RedisSessionStore`: give `client` or `url`, not both. */
 export interface RedisSessionStoreOptions {
-  /** An existing node-redis client, connected or not. The store connects it if needed and never closes it. */
-  client?: RedisClientLike;
+  /**
+   * An existing node-redis client (`createClient()`) or cluster client (`createCluster()`), connected or not. The
+   * store connects it if needed and never closes it.
+   */
+  client?: RedisClientLike | RedisClusterLike;
   /** A Redis URL (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS): the store owns that client. */
   url?: string;
   /** Prefix of every key the store writes (default `pqc:`). Stores with different prefixes share nothing. */
@@ -58,6 +79,65 @@ export interface RedisSessionStoreOptions {
   onError?: (error: unknown) => void;
   /** The store's clock, epoch ms (default `Date.now`); servers sharing a Redis should have synchronized clocks. */
   now?: () => number;
+  /**
+   * Redis Cluster only: the most index shards `maxSessions` and `maxEndedSessions` are split into (default 16), each
+   * holding at least 256 sessions, so handshakes spread over the cluster (README: "Redis Cluster").
+   */
+  indexShards?: number;
+}
+
+/** The client as the store uses it, single or cluster alike. */
+interface Connection {
+  readonly cluster: boolean;
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  connect(): Promise<unknown>;
+  send(args: string[], key: string | undefined, options: { timeout: number }): Promise<unknown>;
+  on(event: 'error' | 'ready', listener: (arg?: unknown) => void): void;
+  off(event: 'error' | 'ready', listener: (arg?: unknown) => void): void;
+  close?(): Promise<unknown>;
+  destroy?(): unknown;
+}
+
+function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisClusterLike {
+  return typeof (client as Partial<RedisClusterLike>).getSlotMaster === 'function';
+}
+
+function connection(client: RedisClientLike | RedisClusterLike): Connection {
+  if (isCluster(client)) {
+    // A cluster client says 'connect' once it knows the cluster's slots (it has no 'ready').
+    const event = (e: 'error' | 'ready') => (e === 'ready' ? 'connect' : 'error');
+    return {
+      cluster: true,
+      get isOpen() {
+        return client.isOpen;
+      },
+      get isReady() {
+        return client.isReady;
+      },
+      connect: () => client.connect(),
+      send: (args, key, options) => client.sendCommand(key, false, args, options),
+      on: (e, l) => void client.on(event(e), l),
+      off: (e, l) => void client.off(event(e), l),
+      close: client.close && (() => client.close!()),
+      destroy: client.destroy && (() => client.destroy!()),
+    };
+  }
+  return {
+    cluster: false,
+    get isOpen() {
+      return client.isOpen;
+    },
+    get isReady() {
+      return client.isReady;
+    },
+    connect: () => client.connect(),
+    send: (args, _key, options) => client.sendCommand(args, options),
+    on: (e, l) => void client.on(e, l),
+    off: (e, l) => void client.off(e, l),
+    close: client.close && (() => client.close!()),
+    destroy: client.destroy && (() => client.destroy!()),
+  };
 }
 
 const DEFAULT_KEY_PREFIX = 'pqc:';
@@ -65,6 +145,7 @@ const DEFAULT_MAX_ENDED_SESSIONS = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS = 1000;
+const DEFAULT_INDEX_SHARDS = 16;
 /** Bound on commands queued or awaiting a reply in a client the store created (a hung Redis cannot pile them up). */
 const MAX_PENDING_COMMANDS = 10_000;
 
@@ -84,7 +165,7 @@ function positiveNumber(value: unknown, name: string, fallback: number): number 
   return v;
 }
 
-function isClientLike(value: unknown): value is RedisClientLike {
+function isClientLike(value: unknown): value is RedisClientLike | RedisClusterLike {
   const c = value as Partial<RedisClientLike> | null;
   return (
     typeof c === 'object' &&
@@ -134,11 +215,13 @@ export interface RedisKeys {
   once(key: string): string;
   /** The DID owning an MCP session. */
   mcpSession(mcpSessionId: string): string;
+  /** Redis Cluster only: a client's index and the index shards (README: "Redis Cluster"). */
+  cluster: ClusterIndexKeys;
 }
 
 /**
  * The key layout under `prefix`. The keys of one session share the hash tag `{<session id>}` (one Redis Cluster
- * slot); `live`, `expiry` and the client sets are global (see scripts.ts on what Redis Cluster needs).
+ * slot). `live`, `expiry`, `retained` and the client sets are the single Redis's; a cluster uses `cluster` instead.
  */
 export function redisKeys(prefix: string): RedisKeys {
   const of = (id: string) => `${prefix}{${id}}:`;
@@ -154,6 +237,7 @@ export function redisKeys(prefix: string): RedisKeys {
     handshake: (key) => `${prefix}h:${key}`,
     once: (key) => `${prefix}o:${key}`,
     mcpSession: (id) => `${prefix}m:${id}`,
+    cluster: clusterIndexKeys(prefix),
   };
 }
 
@@ -216,13 +300,20 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
  * - Nonces: per session a window bounded by `maxNoncesPerSession`, with the floor rule of core's `NonceWindow`,
  *   expiring with the record.
  * - Handshake keys, v1 keys, MCP session owners and server requests: one key each, `SET … NX PX` and the like.
+ *
+ * Given a cluster client (`createCluster()`), the sessions' bounds live in index keys of their own slots instead
+ * (README: "Redis Cluster"): `recordNonce` stays one round trip, `createSession` takes three (and two more when it
+ * ends sessions), `endSession` two.
  */
 export class RedisSessionStore implements SessionStore {
   readonly keyPrefix: string;
   readonly maxNoncesPerSession: number;
   readonly maxEndedSessions: number;
   readonly keys: RedisKeys;
-  readonly #client: RedisClientLike;
+  /** True when the client is a Redis Cluster client: every script then stays on one hash slot. */
+  readonly cluster: boolean;
+  readonly #client: Connection;
+  readonly #clusterSessions: ClusterSessions | undefined;
   readonly #owned: boolean;
   readonly #connectTimeoutMs: number;
   readonly #commandTimeoutMs: number;
@@ -272,15 +363,20 @@ export class RedisSessionStore implements SessionStore {
     if (options.now !== undefined && typeof options.now !== 'function') throw optionError('now', 'must be a function', options.now);
     this.#now = options.now ?? Date.now;
 
+    const maxShards = options.indexShards ?? DEFAULT_INDEX_SHARDS;
+    if (typeof maxShards !== 'number' || !Number.isInteger(maxShards) || maxShards < 1 || maxShards > 1024) {
+      throw optionError('indexShards', 'must be an integer from 1 to 1024', maxShards);
+    }
+
     if (options.client !== undefined) {
       if (!isClientLike(options.client)) {
-        throw new TypeError('RedisSessionStore: option "client" must be a node-redis client (createClient() from "redis")');
+        throw new TypeError('RedisSessionStore: option "client" must be a node-redis client (createClient() or createCluster() from "redis")');
       }
-      this.#client = options.client;
+      this.#client = connection(options.client);
       this.#owned = false;
     } else if (options.url !== undefined) {
       const url = checkUrl(options.url);
-      this.#client = createClient({
+      this.#client = connection(createClient({
         url,
         // Fail at once while disconnected instead of queueing: a request gets 503, never a hang.
         disableOfflineQueue: true,
@@ -290,7 +386,7 @@ export class RedisSessionStore implements SessionStore {
           // Never give up: retry with capped exponential backoff and jitter, so traffic resumes when Redis is back.
           reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay) + Math.floor(Math.random() * 50),
         },
-      }) as unknown as RedisClientLike;
+      }) as unknown as RedisClientLike);
       this.#owned = true;
     } else {
       throw new TypeError('RedisSessionStore: give "url" (e.g. redis://127.0.0.1:6379) or "client" (a node-redis client)');
@@ -299,6 +395,21 @@ export class RedisSessionStore implements SessionStore {
     this.#client.on('error', this.#errorListener);
     this.#client.on('ready', this.#readyListener);
     this.#everReady = this.#client.isReady;
+    this.cluster = this.#client.cluster;
+    if (this.cluster) {
+      // A brace in the prefix would change which part of a key Redis hashes: the slots below would no longer hold.
+      if (/[{}]/.test(prefix)) throw optionError('keyPrefix', 'must not contain { or } on a Redis Cluster', prefix);
+      this.#clusterSessions = new ClusterSessions(
+        {
+          eval: (lua, keys, args, what) => this.#eval(lua, keys, args, what),
+          send: (args, what, key) => this.#send(args, what, key),
+          fire: (args, what, key) => void this.#send(args, what, key).catch(this.#errorListener),
+        },
+        this.keys,
+        this.keys.cluster,
+        { maxShards, maxEndedSessions: this.maxEndedSessions, maxNoncesPerSession: this.maxNoncesPerSession },
+      );
+    }
   }
 
   /** The last error the client reported (a lost connection, a failed reconnection), for diagnostics. */
@@ -323,7 +434,9 @@ export class RedisSessionStore implements SessionStore {
     const now = this.#clock();
     const k = this.keys;
     const id = record.sessionId;
-    const reply = await this.#eval(
+    const reply = this.#clusterSessions
+      ? await this.#clusterSessions.create(record, json, limits, retentionMs(limits.retentionSec), now)
+      : await this.#eval(
       CREATE_SESSION,
       [k.live, k.expiry, k.client(record.peerDid), k.session(id), k.nonces(id), k.nonceTimes(id), k.retained],
       [
@@ -349,7 +462,8 @@ export class RedisSessionStore implements SessionStore {
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const reply = await this.#send(['HMGET', this.keys.session(sessionId), 'record', 'ended', 'ret'], 'getSession');
+    const key = this.keys.session(sessionId);
+    const reply = await this.#send(['HMGET', key, 'record', 'ended', 'ret'], 'getSession', key);
     if (!Array.isArray(reply) || reply.length !== 3) throw unavailable('getSession: unexpected reply');
     const [text, ended, ret] = reply as unknown[];
     if (text === null || text === undefined) return undefined;
@@ -376,6 +490,7 @@ export class RedisSessionStore implements SessionStore {
       throw new TypeError(`RedisSessionStore: endSession's retentionSec must be a number >= 0, got ${String(retentionSec)}`);
     }
     if (!SESSION_ID.test(sessionId)) return;
+    if (this.#clusterSessions) return this.#clusterSessions.end(sessionId, retentionMs(retentionSec), this.#clock());
     const k = this.keys;
     await this.#eval(
       END_SESSION,
@@ -389,6 +504,7 @@ export class RedisSessionStore implements SessionStore {
     if (typeof retentionSec !== 'number' || !Number.isFinite(retentionSec) || retentionSec < 0) {
       throw new TypeError(`RedisSessionStore: endPeerSessions's retentionSec must be a number >= 0, got ${String(retentionSec)}`);
     }
+    if (this.#clusterSessions) return this.#clusterSessions.endPeer(peerDid, retentionMs(retentionSec), this.#clock());
     const k = this.keys;
     const reply = await this.#eval(
       END_PEER_SESSIONS,
@@ -405,7 +521,9 @@ export class RedisSessionStore implements SessionStore {
     // A time that is not a number cannot be proven newer than anything.
     if (typeof timestampMs !== 'number' || !Number.isFinite(timestampMs)) return 'replay';
     const k = this.keys;
-    const outcome = await this.#eval(
+    const outcome = this.#clusterSessions
+      ? await this.#clusterSessions.nonce(sessionId, nonce, timestampMs, ttlMs(ttlSec), this.#clock())
+      : await this.#eval(
       RECORD_NONCE,
       [k.session(sessionId), k.nonces(sessionId), k.nonceTimes(sessionId), k.live],
       [String(this.#clock()), sessionId, nonce, String(timestampMs), String(ttlMs(ttlSec)), String(this.maxNoncesPerSession)],
@@ -419,12 +537,14 @@ export class RedisSessionStore implements SessionStore {
     // Redis never drops a key before its TTL (with the noeviction policy the README asks for), so no floor is needed:
     // a key is refused while it is kept, and the server refuses its timestamp as stale by then.
     if (typeof timestampMs !== 'number' || !Number.isFinite(timestampMs)) return false;
-    const reply = await this.#send(['SET', this.keys.handshake(key), String(timestampMs), 'NX', 'PX', String(ttlMs(ttlSec))], 'recordHandshake');
+    const k = this.keys.handshake(key);
+    const reply = await this.#send(['SET', k, String(timestampMs), 'NX', 'PX', String(ttlMs(ttlSec))], 'recordHandshake', k);
     return reply === 'OK';
   }
 
   async recordOnce(key: string, ttlSec: number): Promise<boolean> {
-    const reply = await this.#send(['SET', this.keys.once(key), '1', 'NX', 'PX', String(ttlMs(ttlSec))], 'recordOnce');
+    const k = this.keys.once(key);
+    const reply = await this.#send(['SET', k, '1', 'NX', 'PX', String(ttlMs(ttlSec))], 'recordOnce', k);
     return reply === 'OK';
   }
 
@@ -434,7 +554,8 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async mcpSessionOwner(mcpSessionId: string, ttlSec: number): Promise<string | undefined> {
-    const reply = await this.#send(['GETEX', this.keys.mcpSession(mcpSessionId), 'PX', String(ttlMs(ttlSec))], 'mcpSessionOwner');
+    const key = this.keys.mcpSession(mcpSessionId);
+    const reply = await this.#send(['GETEX', key, 'PX', String(ttlMs(ttlSec))], 'mcpSessionOwner', key);
     if (reply === null || reply === undefined) return undefined;
     if (typeof reply !== 'string') throw unavailable('mcpSessionOwner: unexpected reply');
     return reply;
@@ -442,12 +563,14 @@ export class RedisSessionStore implements SessionStore {
 
   async recordServerRequest(sessionId: string, requestKey: string, nonce: string, ttlSec: number): Promise<void> {
     if (!SESSION_ID.test(sessionId)) throw new TypeError('RedisSessionStore: a session id is 32 lowercase hex characters');
-    await this.#send(['SET', this.keys.serverRequest(sessionId, requestKey), nonce, 'PX', String(ttlMs(ttlSec))], 'recordServerRequest');
+    const key = this.keys.serverRequest(sessionId, requestKey);
+    await this.#send(['SET', key, nonce, 'PX', String(ttlMs(ttlSec))], 'recordServerRequest', key);
   }
 
   async takeServerRequest(sessionId: string, requestKey: string): Promise<string | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const reply = await this.#send(['GETDEL', this.keys.serverRequest(sessionId, requestKey)], 'takeServerRequest');
+    const key = this.keys.serverRequest(sessionId, requestKey);
+    const reply = await this.#send(['GETDEL', key], 'takeServerRequest', key);
     if (reply === null || reply === undefined) return undefined;
     if (typeof reply !== 'string') throw unavailable('takeServerRequest: unexpected reply');
     return reply;
@@ -501,19 +624,20 @@ export class RedisSessionStore implements SessionStore {
   async #eval(lua: LuaScript, keys: string[], args: string[], what: string): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     try {
-      return await this.#send(['EVALSHA', lua.sha1, ...tail], what);
+      return await this.#send(['EVALSHA', lua.sha1, ...tail], what, keys[0]);
     } catch (err) {
       // After a Redis restart (or on a fresh one) the script cache is empty: send the source once.
       const cause = err instanceof PQCTransportError ? err.cause : err;
       if (!errorText(cause).startsWith('NOSCRIPT')) throw err;
-      return this.#send(['EVAL', lua.source, ...tail], what);
+      return this.#send(['EVAL', lua.source, ...tail], what, keys[0]);
     }
   }
 
-  async #send(args: string[], what: string): Promise<unknown> {
+  /** Sends a command (on a cluster, to the node of `key`'s slot); `store_unavailable` on any failure. */
+  async #send(args: string[], what: string, key?: string): Promise<unknown> {
     await this.#ready(what);
     try {
-      return await withDeadline(this.#client.sendCommand(args, { timeout: this.#commandTimeoutMs }), this.#commandTimeoutMs, what);
+      return await withDeadline(this.#client.send(args, key, { timeout: this.#commandTimeoutMs }), this.#commandTimeoutMs, what);
     } catch (err) {
       if (err instanceof PQCTransportError) throw err;
       throw unavailable(`${what} failed: ${errorText(err)}`, err);

@@ -6,7 +6,9 @@ const entry = (file: string) => fileURLToPath(new URL(`../src/${file}`, import.m
 
 test('@pqc-mcp/redis', () => {
   expect(exportedNames(entry('index.ts'))).toEqual([
+    'ClusterIndexKeys',
     'RedisClientLike',
+    'RedisClusterLike',
     'RedisKeys',
     'RedisSessionStore',
     'RedisSessionStoreOptions',

@@ -8,8 +8,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createPQCHandler, pqcAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
 import { nodeRequestTarget, sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
-import { REDIS_MISSING_HINT, createWebMcpApp1x, testRedisUrl, type ServerSdk } from '@pqc-mcp/test-kit';
-import { createClient } from 'redis';
+import { REDIS_CLUSTER_MISSING_HINT, REDIS_MISSING_HINT, createWebMcpApp1x, testRedisClusterUrls, testRedisUrl, type ServerSdk } from '@pqc-mcp/test-kit';
+import { createClient, createCluster } from 'redis';
 import { createMcpApp } from '../../../examples/shared/tools.js';
 
 /** The Redis every test uses (started by the jest global setup). */
@@ -56,6 +56,48 @@ export async function keysUnder(redis: RawRedis, prefix: string): Promise<string
 export async function deletePrefix(redis: RawRedis, prefix: string): Promise<void> {
   const keys = await keysUnder(redis, prefix);
   for (let i = 0; i < keys.length; i += 500) await redis.del(keys.slice(i, i + 500));
+}
+
+/**
+ * A node-redis cluster client on the test Redis Cluster (started by the jest global setup), configured as the README
+ * recommends: no offline queue, bounded reconnection. Not connected.
+ */
+export function testClusterClient(urls: readonly string[] = testRedisClusterUrls()) {
+  return createCluster({
+    rootNodes: urls.map((url) => ({ url })),
+    defaults: { disableOfflineQueue: true, socket: { connectTimeout: 1500, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000) } },
+  });
+}
+
+export type RawCluster = ReturnType<typeof testClusterClient>;
+
+/** A connected cluster client for looking at keys; fails the test (never skips it) when the cluster is unreachable. */
+export async function connectTestCluster(): Promise<RawCluster> {
+  const cluster = testClusterClient();
+  cluster.on('error', () => {});
+  try {
+    await cluster.connect();
+  } catch (err) {
+    cluster.destroy();
+    throw new Error(`the Redis Cluster is not reachable (${err instanceof Error ? err.message : String(err)}): ${REDIS_CLUSTER_MISSING_HINT}`, { cause: err });
+  }
+  return cluster;
+}
+
+/** Keys under a prefix, on every master of the cluster. */
+export async function clusterKeysUnder(cluster: RawCluster, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const master of cluster.masters) {
+    const node = await cluster.nodeClient(master);
+    for await (const batch of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) out.push(...batch);
+  }
+  return out;
+}
+
+/** Deletes every key under a prefix on the cluster (one key per command: they are on many slots). */
+export async function clusterDeletePrefix(cluster: RawCluster, prefix: string): Promise<void> {
+  const keys = await clusterKeysUnder(cluster, prefix);
+  for (let i = 0; i < keys.length; i += 200) await Promise.all(keys.slice(i, i + 200).map((k) => cluster.del(k)));
 }
 
 /** Bytes Redis holds (INFO memory used_memory). */

@@ -8,21 +8,26 @@
  * MCP sessions matter (§9: they belong to the PQC peer that opened them), both instances front one stateful 1.x app
  * and the ownership is what Redis shares.
  *
- * The same suite runs on one instance with a `MemorySessionStore` (A and B are then the same server): whatever holds
- * for one process must hold for the cluster.
+ * The same suite runs with the two instances on a Redis Cluster (each with its own cluster client), and on one
+ * instance with a `MemorySessionStore` (A and B are then the same server): whatever holds for one process must hold
+ * for several.
  */
 import { MemorySessionStore, PQCHandshake, pqcFetch, type FetchLike, type PQCServerOptions, type SessionStore } from '@pqc-mcp/core';
 import { RawClient, connectSdkClient, createWebMcpApp1x, seededIdentity, type SdkClientKind } from '@pqc-mcp/test-kit';
 import { RedisSessionStore } from '../src/index.js';
 import {
   REDIS_URL,
+  clusterDeletePrefix,
+  connectTestCluster,
   connectTestRedis,
   deletePrefix,
+  testClusterClient,
   rejectionOf,
   sleep,
   startServer,
   uniquePrefix,
   type AppOptions,
+  type RawCluster,
   type RawRedis,
   type TestServer,
 } from './helpers.js';
@@ -44,15 +49,20 @@ interface Pair {
 type Topology = (options?: Partial<PQCServerOptions>, app?: AppOptions) => Promise<Pair>;
 
 let redis: RawRedis;
+let cluster: RawCluster;
 const prefixes: string[] = [];
+const clusterPrefixes: string[] = [];
 
 beforeAll(async () => {
   redis = await connectTestRedis();
+  cluster = await connectTestCluster();
 });
 
 afterAll(async () => {
   for (const prefix of prefixes) await deletePrefix(redis, prefix);
+  for (const prefix of clusterPrefixes) await clusterDeletePrefix(cluster, prefix);
   await redis.close();
+  await cluster.close();
 });
 
 const redisTwoInstances: Topology = async (options = {}, app = {}) => {
@@ -70,6 +80,28 @@ const redisTwoInstances: Topology = async (options = {}, app = {}) => {
     close: async () => {
       await Promise.all([a.close(), b.close()]);
       await Promise.all([storeA.close(), storeB.close()]);
+    },
+  };
+};
+
+const clusterTwoInstances: Topology = async (options = {}, app = {}) => {
+  const keyPrefix = uniquePrefix('cshared');
+  clusterPrefixes.push(keyPrefix);
+  const clients = [testClusterClient(), testClusterClient()];
+  for (const client of clients) client.on('error', () => {});
+  const [storeA, storeB] = clients.map((client) => new RedisSessionStore({ client, keyPrefix })) as [RedisSessionStore, RedisSessionStore];
+  const a = await startServer({ identity: SERVER, ...options, store: storeA }, app);
+  const b = await startServer({ identity: SERVER, ...options, store: storeB }, app);
+  return {
+    a,
+    b,
+    stores: [storeA, storeB],
+    // The live sessions of every index shard (at most 16).
+    liveCount: async () => (await Promise.all(Array.from({ length: 16 }, (_, n) => cluster.zCard(storeA.keys.cluster.shard(n)[0])))).reduce((x, y) => x + y),
+    close: async () => {
+      await Promise.all([a.close(), b.close()]);
+      await Promise.all([storeA.close(), storeB.close()]);
+      await Promise.all(clients.map((c) => c.close()));
     },
   };
 };
@@ -127,6 +159,7 @@ async function expectSignedRejection(client: RawClient, server: TestServer, reas
 
 describe.each([
   ['Redis, two instances', redisTwoInstances],
+  ['Redis Cluster, two instances', clusterTwoInstances],
   ['MemorySessionStore, one instance', memoryOneInstance],
 ])('%s', (_name, topology) => {
   describe('one session across instances', () => {
@@ -144,7 +177,7 @@ describe.each([
         const handshakesOnA = operations(pair.a, 'handshake');
         const requestsOnB = operations(pair.b, 'request');
         const client = await connectSdkClient(kind, pair.a.url, fetch);
-        expect((await client.listTools()).sort()).toEqual(['add', 'echo']);
+        expect((await client.listTools()).sort()).toEqual(['add', 'echo', 'whoami']);
         expect(await client.callTool('add', { a: 20, b: 22 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
         await client.close();
         expect(routed.hits.a).toBe(1);
