@@ -52,21 +52,31 @@ export function clientResponseHeaders(upstream: Headers): Headers {
   return out;
 }
 
-/** The decoded name of one `name=value` part of a query. */
-function queryName(part: string): string {
-  const name = part.split('=', 1)[0]!.replace(/\+/g, ' ');
+/**
+ * The root of a query parameter's name as query parsers read it, lowercased: `tenant` for `tenant`, `Tenant[]`,
+ * `tenant[0]`, `tenant[x]` or `tenant.x` (qs and PHP read those as the same parameter, an array or an object).
+ */
+function rootName(name: string): string {
+  let decoded = name.replace(/\+/g, ' ');
   try {
-    return decodeURIComponent(name);
+    decoded = decodeURIComponent(decoded);
   } catch {
-    return name;
+    // kept as received
   }
+  return decoded.split(/[[\].]/, 1)[0]!.toLowerCase();
+}
+
+/** The roots of the names one `&`-separated part of a query carries (`;` separates parameters to some parsers). */
+function partRoots(part: string): string[] {
+  return part.split(';').map((p) => rootName(p.split('=', 1)[0]!));
 }
 
 /**
  * The upstream URL for a request target the client signed (core checked `http.path` equals it): always the
  * upstream's path, with the upstream URL's own query first and then the client's query parts, byte for byte, less
- * any part that names a parameter of the upstream URL's own query (an API key or tenant the operator configured
- * is never overridden or doubled by a client).
+ * any part that names a parameter of the upstream URL's own query as any parser may read it (`tenant[]`, `Tenant`,
+ * `tenant.x`, `x=1;tenant=y`): an API key or tenant the operator configured is never overridden or doubled by a
+ * client.
  */
 export function upstreamUrl(base: URL, target: string): URL {
   const url = new URL(base.href);
@@ -74,8 +84,8 @@ export function upstreamUrl(base: URL, target: string): URL {
   const q = target.indexOf('?');
   if (q === -1) return url;
   const query = target.slice(q + 1).split('#', 1)[0]!;
-  const own = new Set(base.searchParams.keys());
-  const kept = query.split('&').filter((part) => part !== '' && !own.has(queryName(part)));
+  const own = new Set([...base.searchParams.keys()].map(rootName));
+  const kept = query.split('&').filter((part) => part !== '' && !partRoots(part).some((root) => own.has(root)));
   if (kept.length === 0) return url;
   const ownQuery = base.search.replace(/^\?/, '');
   url.search = `?${[ownQuery, ...kept].filter(Boolean).join('&')}`;
