@@ -102,7 +102,7 @@ Options:
                           (default: any client with a valid handshake)
   --rotations FILE        the key rotation chain written by 'pqc-mcp rotate' (its last record names --identity):
                           served at GET pqc/handshake, and clients pinned to a retired key follow it
-  --profiles LIST         accepted protocol profiles: v2 (default) or v2,v1 (also seed-format clients)
+  --profiles LIST         accepted protocol profiles: v2 (default) or v2,v1 (also pqc-mcp-transport clients)
   --redis URL             keep sessions in Redis (redis://host:6379), for several gateway instances
   --audit FILE            append the audit trail (docs/PROTOCOL.md §8) to FILE as JSON lines
   --json-log              log lines on stderr as JSON
@@ -138,7 +138,7 @@ Options:
   --identity FILE       this client's identity file (required)
   --server-did DID      the server's DID: any other server is refused
   --trust-on-first-use  accept whichever server answers the first handshake, and pin it (instead of --server-did)
-  --profile v2|v1       v2 (default), or v1 for a seed-format (pqc-mcp-transport) peer: tools only, no initialize
+  --profile v2|v1       v2 (default), or v1 for a pqc-mcp-transport (v1) peer: tools only, no initialize
   --handshake-url URL   where to perform the handshake (default: pqc/handshake beside --server; v1: handshake)
   -h, --help            show this help
 
@@ -163,7 +163,7 @@ Options:
   --identity FILE       this client's identity file (required)
   --server-did DID      the server's DID: any other server is refused
   --trust-on-first-use  accept whichever server answers (instead of --server-did)
-  --profile v2|v1       v2 (default), or v1 for a seed-format (pqc-mcp-transport) peer: one plain JSON-RPC
+  --profile v2|v1       v2 (default), or v1 for a pqc-mcp-transport (v1) peer: one plain JSON-RPC
                         tools/call, no initialize
   --handshake-url URL   where to perform the handshake (default: pqc/handshake beside URL; v1: handshake)
   --mcp-protocol MODE   MCP version negotiation: legacy (default: initialize), auto (probe server/discover,

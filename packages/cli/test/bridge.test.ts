@@ -176,7 +176,7 @@ describe('bridge + gateway: a stdio host reaches an unmodified MCP server, PQC o
   });
 });
 
-describe('bridge --profile v1: a seed-format peer (tools/list and tools/call as plain JSON-RPC, no initialize)', () => {
+describe('bridge --profile v1: a pqc-mcp-transport peer (tools/list and tools/call as plain JSON-RPC, no initialize)', () => {
   test('the host lists and calls the peer\'s tools; a v1 result {"content": value} becomes a text block', async () => {
     const peer = await startPqcServer(createV1PeerApp(), { identity: SERVER, profiles: [2, 1] });
     const { client, transport, stderr } = hostClient(['--server', peer.url, '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1']);

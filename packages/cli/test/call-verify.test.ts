@@ -83,7 +83,7 @@ describe('call', () => {
     expectCleanError(usage, 2, /--mcp-protocol must be legacy, auto or a protocol version/);
   });
 
-  test('--profile v1: one plain tools/call to a seed-format peer, its result printed whatever its shape', async () => {
+  test('--profile v1: one plain tools/call to a pqc-mcp-transport peer, its result printed whatever its shape', async () => {
     const peer = await startPqcServer(createV1PeerApp(), { identity: SERVER, profiles: [2, 1] });
     try {
       const result = await runCli(['call', peer.url, 'shout', '{"text":"seed format"}', '--identity', clientFile, '--server-did', SERVER.did, '--profile', 'v1']);

@@ -204,7 +204,7 @@ const CASES: Case[] = [
   },
   { what: 'envelope version `v: 3`', status: 400, reason: 'unsupported_version', send: async () => post(a, editEnvelope((await call(alice)).text, (e) => (e.v = 3))) },
   {
-    what: 'a v1 (seed-format) message while v1 is off (a v1 peer sends no `PQC-Session`)',
+    what: 'a v1 (pqc-mcp-transport) message while v1 is off (a v1 peer sends no `PQC-Session`)',
     status: 401,
     reason: 'missing_envelope',
     send: async () => post(a, (await alice.sign({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, { profile: 1 })).text, { 'PQC-Session': undefined }),
