@@ -65,6 +65,103 @@ function handshakeUrlFor(o: ResolvedFetchOptions, endpoint: URL): URL {
   return new URL(o.profile === 2 ? handshakePathFor(endpoint.pathname) : 'handshake', endpoint);
 }
 
+/** The DID a server tells at `GET` of its handshake URL (to name it in a v2 handshake when trusting on first use). */
+async function askServerDid(o: ResolvedFetchOptions, url: URL): Promise<string> {
+  const response = await o.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, redirect: 'manual' });
+  const text = new TextDecoder().decode(await readBodyLimited(response.body, 64 * 1024).catch(() => new Uint8Array(0)));
+  let did: unknown;
+  try {
+    did = (JSON.parse(text) as { did?: unknown }).did;
+  } catch {
+    did = undefined;
+  }
+  if (!response.ok || !isDid(did)) throw new HandshakeError('handshake_failed', `GET ${url.href} did not name the server (HTTP ${response.status})`);
+  return did;
+}
+
+/** Posts a handshake request; resolves the answer's text, or throws the server's (unsigned) refusal. */
+async function postHandshake(o: ResolvedFetchOptions, url: URL, request: string): Promise<string> {
+  const response = await o.fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: request,
+    redirect: 'manual',
+  });
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await readBodyLimited(response.body, o.maxResponseBytes, response.headers.get('content-length')));
+  } catch (err) {
+    throw new HandshakeError('handshake_failed', `the handshake answer is too large: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!response.ok) {
+    const reason = unsignedRejectionReason(text);
+    throw new HandshakeError(reason ?? 'handshake_failed', `handshake refused by the server: HTTP ${response.status}${reason ? ` (${reason})` : ''}`);
+  }
+  return text;
+}
+
+/**
+ * Signs a request for `s`: what to send and what its answers must carry. An answer to a server request takes that
+ * request's nonce out of `serverRequests`.
+ */
+async function signOutgoing(
+  signer: MessageSigner,
+  o: ResolvedFetchOptions,
+  out: Outgoing,
+  s: PQCSession,
+  serverRequests: ServerRequests,
+): Promise<{ init: RequestInit; expect: Expectation }> {
+  const method = (out.init.method ?? 'GET').toUpperCase();
+  const headers = new Headers(out.init.headers);
+  headers.delete(LAST_EVENT_ID_HEADER); // stream resumption is not part of the protocol (§4)
+  headers.delete('content-length');
+  const path = out.url.pathname + out.url.search;
+  const mcpSessionId = headers.get(MCP_SESSION_HEADER);
+  const byId = new Map<string, string>();
+  const nonces: string[] = [];
+  const waiting = new Map<string, string | number>();
+  const sentAt = o.now();
+  const init: RequestInit = { ...out.init, method, headers, redirect: 'manual' };
+  if (out.body === undefined || method === 'GET' || method === 'HEAD' || method === 'DELETE') {
+    const signed = await signer.signMessage({ http: { method, path, mcp_session_id: mcpSessionId } }, { sessionId: s.sessionId, profile: s.profile, now: o.now });
+    headers.set(PQC_ENVELOPE_HEADER, JSON.stringify(signed.envelope));
+    nonces.push(signed.nonce);
+    return { init, expect: { method, byId, first: undefined, hadRequest: false, nonces, pending: waiting, sentAt } };
+  }
+  const tree = parseLossless(out.body);
+  const elements = Array.isArray(tree) ? tree : [tree];
+  const texts: string[] = [];
+  let first: string | undefined;
+  for (const element of elements) {
+    if (!(element instanceof Map)) throw new TypeError('pqcFetch: a JSON-RPC message must be an object');
+    const key = idKey(element.get('id'));
+    const isRequest = element.has('method') && key !== undefined;
+    // An answer to a server request carries that request's nonce (§3).
+    const answers = !element.has('method') && key !== undefined ? serverRequests.get(key) : undefined;
+    if (answers !== undefined) serverRequests.delete(key!);
+    const signed = await signer.signMessage(element as JsonObject, {
+      sessionId: s.sessionId,
+      profile: s.profile,
+      inReplyTo: answers,
+      http: s.profile === 2 ? { method, path, mcpSessionId } : undefined,
+      now: o.now,
+    });
+    texts.push(signed.text);
+    nonces.push(signed.nonce);
+    if (isRequest) {
+      byId.set(key, signed.nonce);
+      waiting.set(key, plainId(element.get('id') as JsonValue));
+      first ??= signed.nonce;
+    }
+  }
+  if (s.profile === 2) headers.set(PQC_SESSION_HEADER, s.sessionId);
+  const body = Array.isArray(tree) ? `[${texts.join(',')}]` : texts[0]!;
+  return {
+    init: { ...init, body },
+    expect: { method, byId, first: first ?? nonces[0], hadRequest: byId.size > 0, nonces, pending: waiting, sentAt },
+  };
+}
+
 /** Creates the PQC fetch wrapper. Validates options at once (a `TypeError` names a bad one). */
 export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   const o = resolveFetchOptions(options);
@@ -77,41 +174,11 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
   let handshakeUrl: URL | undefined;
   let pending: Promise<PQCSession> | undefined;
 
-  /** The DID to name in a v2 handshake: the pinned one, or (trusting on first use) the one the server tells. */
-  async function serverDidFor(url: URL): Promise<string | undefined> {
-    if (pinnedDid !== undefined || o.profile === 1) return pinnedDid;
-    const response = await o.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, redirect: 'manual' });
-    const text = new TextDecoder().decode(await readBodyLimited(response.body, 64 * 1024).catch(() => new Uint8Array(0)));
-    let did: unknown;
-    try {
-      did = (JSON.parse(text) as { did?: unknown }).did;
-    } catch {
-      did = undefined;
-    }
-    if (!response.ok || !isDid(did)) throw new HandshakeError('handshake_failed', `GET ${url.href} did not name the server (HTTP ${response.status})`);
-    return did;
-  }
-
   async function handshake(endpoint: string | URL): Promise<PQCSession> {
     const url = handshakeUrlFor(o, new URL(String(endpoint)));
-    const serverDid = await serverDidFor(url);
+    const serverDid = pinnedDid !== undefined || o.profile === 1 ? pinnedDid : await askServerDid(o, url);
     const { request, pending: state } = await PQCHandshake.initiate(o.identity, { profile: o.profile, serverDid, now: o.now });
-    const response = await o.fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: request,
-      redirect: 'manual',
-    });
-    let text: string;
-    try {
-      text = new TextDecoder().decode(await readBodyLimited(response.body, o.maxResponseBytes, response.headers.get('content-length')));
-    } catch (err) {
-      throw new HandshakeError('handshake_failed', `the handshake answer is too large: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (!response.ok) {
-      const reason = unsignedRejectionReason(text);
-      throw new HandshakeError(reason ?? 'handshake_failed', `handshake refused by the server: HTTP ${response.status}${reason ? ` (${reason})` : ''}`);
-    }
+    const text = await postHandshake(o, url, request);
     const next = await PQCHandshake.complete(text, o.identity, state, {
       serverDid: pinnedDid,
       serverPublicKey: pinnedKey,
@@ -152,62 +219,9 @@ export function pqcFetch(options: PQCFetchOptions): PQCFetch {
     if (session === s) session = undefined;
   }
 
-  /** Signs a request for `s`: what to send and what its answers must carry. */
-  async function sign(out: Outgoing, s: PQCSession): Promise<{ init: RequestInit; expect: Expectation }> {
-    const method = (out.init.method ?? 'GET').toUpperCase();
-    const headers = new Headers(out.init.headers);
-    headers.delete(LAST_EVENT_ID_HEADER); // stream resumption is not part of the protocol (§4)
-    headers.delete('content-length');
-    const path = out.url.pathname + out.url.search;
-    const mcpSessionId = headers.get(MCP_SESSION_HEADER);
-    const byId = new Map<string, string>();
-    const nonces: string[] = [];
-    const waiting = new Map<string, string | number>();
-    const sentAt = o.now();
-    const init: RequestInit = { ...out.init, method, headers, redirect: 'manual' };
-    if (out.body === undefined || method === 'GET' || method === 'HEAD' || method === 'DELETE') {
-      const signed = await signer.signMessage({ http: { method, path, mcp_session_id: mcpSessionId } }, { sessionId: s.sessionId, profile: s.profile, now: o.now });
-      headers.set(PQC_ENVELOPE_HEADER, JSON.stringify(signed.envelope));
-      nonces.push(signed.nonce);
-      return { init, expect: { method, byId, first: undefined, hadRequest: false, nonces, pending: waiting, sentAt } };
-    }
-    const tree = parseLossless(out.body);
-    const elements = Array.isArray(tree) ? tree : [tree];
-    const texts: string[] = [];
-    let first: string | undefined;
-    for (const element of elements) {
-      if (!(element instanceof Map)) throw new TypeError('pqcFetch: a JSON-RPC message must be an object');
-      const key = idKey(element.get('id'));
-      const isRequest = element.has('method') && key !== undefined;
-      // An answer to a server request carries that request's nonce (§3).
-      const answers = !element.has('method') && key !== undefined ? serverRequests.get(key) : undefined;
-      if (answers !== undefined) serverRequests.delete(key!);
-      const signed = await signer.signMessage(element as JsonObject, {
-        sessionId: s.sessionId,
-        profile: s.profile,
-        inReplyTo: answers,
-        http: s.profile === 2 ? { method, path, mcpSessionId } : undefined,
-        now: o.now,
-      });
-      texts.push(signed.text);
-      nonces.push(signed.nonce);
-      if (isRequest) {
-        byId.set(key, signed.nonce);
-        waiting.set(key, plainId(element.get('id') as JsonValue));
-        first ??= signed.nonce;
-      }
-    }
-    if (s.profile === 2) headers.set(PQC_SESSION_HEADER, s.sessionId);
-    const body = Array.isArray(tree) ? `[${texts.join(',')}]` : texts[0]!;
-    return {
-      init: { ...init, body },
-      expect: { method, byId, first: first ?? nonces[0], hadRequest: byId.size > 0, nonces, pending: waiting, sentAt },
-    };
-  }
-
   async function send(out: Outgoing, resent: boolean): Promise<Response> {
     const s = await ensureSession(out.url);
-    const signed = await sign(out, s);
+    const signed = await signOutgoing(signer, o, out, s, serverRequests);
     const response = await o.fetch(out.url, signed.init);
     if (response.status >= 400 && mediaType(response.headers) === 'application/json') {
       // A session rejection: signed, it lets the request be sent once more after a new handshake (§6); unsigned, it
