@@ -131,7 +131,7 @@ describe('the edge worker under workerd', () => {
     try {
       const client = new PQCMCPClient({ identity: CLIENT, serverUrl: worker.url, serverDid: SERVER.did });
       const session = await client.connect();
-      expect((await client.listTools()).map((t) => t.name).sort()).toEqual(['add', 'echo']);
+      expect((await client.listTools()).map((t) => t.name).sort()).toEqual(['add', 'echo', 'whoami']);
       expect(await client.callTool('add', { a: 2, b: 40 })).toMatchObject({ content: [{ type: 'text', text: '42' }] });
       expect(await client.callTool('echo', { text: 'héllo 😀' })).toMatchObject({ content: [{ type: 'text', text: 'héllo 😀' }] });
       expect(client.getAuditLog().filter((e) => e.operation === 'rejected')).toEqual([]);

@@ -4,13 +4,13 @@
  * bounds split into index shards and their slack, one hash slot per script (a cluster refuses any other: every test
  * here would fail with CROSSSLOT), TTLs on every key, round trips and bytes per session.
  */
-import { MemorySessionStore, type NonceOutcome, type SessionLimits, type SessionRecord } from '@pqc-mcp/core';
+import type { NonceOutcome, SessionLimits, SessionRecord } from '@pqc-mcp/core';
 import { freePort, runSessionStoreContract } from '@pqc-mcp/test-kit';
 import { randomBytes } from 'node:crypto';
 import { createCluster } from 'redis';
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../src/index.js';
 import { MIN_SESSIONS_PER_SHARD } from '../src/cluster.js';
-import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
+import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, sameAnswersAsMemoryStore, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
 
 let cluster: RawCluster;
 const prefixes: string[] = [];
@@ -138,68 +138,9 @@ describe('the store on a cluster', () => {
 });
 
 describe('the rules are MemorySessionStore\'s', () => {
-  /** A small deterministic generator (mulberry32), so a failure replays. */
-  function random(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
-  test.each([1, 2, 3])('the same random operations on both stores (seed %i) give the same answers', async (seed) => {
-    let clock = Date.now();
-    const now = () => clock;
-    const options = { maxNoncesPerSession: 3 };
-    const memory = new MemorySessionStore({ ...options, now });
-    const store = newStore({ ...options, now });
-    const rnd = random(seed);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-    const session = () => (rnd() < 0.9 ? pick(ids.slice(-5)) : pick(ids));
-    const limits = { maxSessions: 4, maxSessionsPerClient: 2, retentionSec: 2 };
-    const peers = ['1', '2', '3'].map((c) => `did:pqaid:${c.repeat(64)}`);
-    const nonces = ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'];
-    const ids: string[] = [];
-    const log: string[] = [];
-    const seen = new Set<string>();
-    const created = new Set<number>();
-    for (let step = 0; step < 600; step++) {
-      clock += 1 + Math.floor(rnd() * (rnd() < 0.03 ? 3000 : 100));
-      const roll = rnd();
-      if (roll < 0.15 || ids.length === 0) {
-        let createdAt = clock - Math.floor(rnd() * 2000);
-        while (created.has(createdAt)) createdAt--;
-        created.add(createdAt);
-        const r = record({ peerDid: pick(peers), createdAt, expiresAt: clock + (rnd() < 0.1 ? -1 : Math.floor(rnd() * 8000)) });
-        ids.push(r.sessionId);
-        const [m, s] = [await memory.createSession(r, limits), await store.createSession(r, limits)];
-        log.push(`${step} create ${r.sessionId}: ${m.join(',')} | ${s.join(',')}`);
-        if (s.join() !== m.join()) throw new Error(`step ${step}: memory ended ${m.join()}, redis ${s.join()}\n${log.slice(-30).join('\n')}`);
-      } else if (roll < 0.2) {
-        const id = session();
-        await memory.endSession(id, limits.retentionSec);
-        await store.endSession(id, limits.retentionSec);
-        log.push(`${step} end ${id}`);
-      } else if (roll < 0.3) {
-        const id = session();
-        const [m, s] = [await memory.getSession(id), await store.getSession(id)];
-        expect(s).toEqual(m);
-      } else {
-        const id = session();
-        const nonce = pick(nonces);
-        const time = clock - Math.floor(rnd() * 1500);
-        const ttl = pick([1, 2, 660]);
-        const [m, s]: NonceOutcome[] = [await memory.recordNonce(id, nonce, time, ttl), await store.recordNonce(id, nonce, time, ttl)];
-        log.push(`${step} nonce ${id} ${nonce} ${time} ${ttl}: ${m} | ${s}`);
-        if (s !== m) throw new Error(`step ${step}: memory ${m}, redis ${s}\n${log.slice(-30).join('\n')}`);
-        seen.add(s);
-      }
-    }
-    expect([...seen].sort()).toEqual(['accepted', 'ended', 'expired', 'replay', 'unknown']);
-    await memory.close();
-  });
+  test.each([1, 2, 3])('the same random operations on both stores (seed %i) give the same answers', (seed) =>
+    sameAnswersAsMemoryStore((options) => newStore(options), seed),
+  );
 });
 
 describe('bounds split into index shards', () => {

@@ -6,7 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createPQCHandler, pqcAuthInfo, type PQCHandler, type PQCRequestContext, type PQCServerOptions } from '@pqc-mcp/core';
+import {
+  MemorySessionStore,
+  createPQCHandler,
+  pqcAuthInfo,
+  type NonceOutcome,
+  type PQCHandler,
+  type PQCRequestContext,
+  type PQCServerOptions,
+  type SessionRecord,
+  type SessionStore,
+} from '@pqc-mcp/core';
 import { nodeRequestTarget, sendWebResponse, toWebRequest } from '@pqc-mcp/core/node';
 import { REDIS_CLUSTER_MISSING_HINT, REDIS_MISSING_HINT, createWebMcpApp1x, testRedisClusterUrls, testRedisUrl, type ServerSdk } from '@pqc-mcp/test-kit';
 import { createClient, createCluster } from 'redis';
@@ -230,4 +240,87 @@ export function trackUnhandledRejections(): { count(): number; stop(): void } {
   };
   process.on('unhandledRejection', listener);
   return { count: () => count, stop: () => process.off('unhandledRejection', listener) };
+}
+
+/** A session record for store tests (fixed keys; a fresh id). */
+export function testRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now();
+  return {
+    sessionId: randomBytes(16).toString('hex'),
+    profile: 2,
+    peerDid: `did:pqaid:${'1'.repeat(64)}`,
+    peerAlgorithm: 'ML-DSA-65',
+    peerPublicKey: 'ab'.repeat(1952),
+    localDid: `did:pqaid:${'2'.repeat(64)}`,
+    createdAt: now,
+    expiresAt: now + 60_000,
+    ...overrides,
+  };
+}
+
+/** A small deterministic generator (mulberry32), so a failure replays. */
+export function seededRandom(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * 600 random operations (create, end, get, nonces; a clock that jumps) on a MemorySessionStore and on the store
+ * `makeStore` gives, with the same options: every answer must be the same (the rules are core's).
+ */
+export async function sameAnswersAsMemoryStore(makeStore: (options: { maxNoncesPerSession: number; now: () => number }) => SessionStore, seed: number): Promise<void> {
+  let clock = Date.now();
+  const now = () => clock;
+  const options = { maxNoncesPerSession: 3 };
+  const memory = new MemorySessionStore({ ...options, now });
+  const store = makeStore({ ...options, now });
+  const rnd = seededRandom(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const session = () => (rnd() < 0.9 ? pick(ids.slice(-5)) : pick(ids));
+  const limits = { maxSessions: 4, maxSessionsPerClient: 2, retentionSec: 2 };
+  const peers = ['1', '2', '3'].map((c) => `did:pqaid:${c.repeat(64)}`);
+  const nonces = ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'];
+  const ids: string[] = [];
+  const log: string[] = [];
+  const seen = new Set<string>();
+  const created = new Set<number>();
+  for (let step = 0; step < 600; step++) {
+    clock += 1 + Math.floor(rnd() * (rnd() < 0.03 ? 3000 : 100));
+    const roll = rnd();
+    if (roll < 0.15 || ids.length === 0) {
+      let createdAt = clock - Math.floor(rnd() * 2000);
+      while (created.has(createdAt)) createdAt--;
+      created.add(createdAt);
+      const r = testRecord({ peerDid: pick(peers), createdAt, expiresAt: clock + (rnd() < 0.1 ? -1 : Math.floor(rnd() * 8000)) });
+      ids.push(r.sessionId);
+      const [m, s] = [await memory.createSession(r, limits), await store.createSession(r, limits)];
+      log.push(`${step} create ${r.sessionId}: ${m.join(',')} | ${s.join(',')}`);
+      if (s.join() !== m.join()) throw new Error(`step ${step}: memory ended ${m.join()}, redis ${s.join()}\n${log.slice(-30).join('\n')}`);
+    } else if (roll < 0.2) {
+      const id = session();
+      await memory.endSession(id, limits.retentionSec);
+      await store.endSession(id, limits.retentionSec);
+      log.push(`${step} end ${id}`);
+    } else if (roll < 0.3) {
+      const id = session();
+      const [m, s] = [await memory.getSession(id), await store.getSession(id)];
+      expect(s).toEqual(m);
+    } else {
+      const id = session();
+      const nonce = pick(nonces);
+      const time = clock - Math.floor(rnd() * 1500);
+      const ttl = pick([1, 2, 660]);
+      const [m, s]: NonceOutcome[] = [await memory.recordNonce(id, nonce, time, ttl), await store.recordNonce(id, nonce, time, ttl)];
+      log.push(`${step} nonce ${id} ${nonce} ${time} ${ttl}: ${m} | ${s}`);
+      if (s !== m) throw new Error(`step ${step}: memory ${m}, redis ${s}\n${log.slice(-30).join('\n')}`);
+      seen.add(s);
+    }
+  }
+  expect([...seen].sort()).toEqual(['accepted', 'ended', 'expired', 'replay', 'unknown']);
+  await memory.close();
 }
