@@ -31,6 +31,16 @@ export { pinTools, type PinToolsOptions, type PinnedTools } from './pin-tools.js
 export { MCPToolError, mcpErrorReason, type MCPErrorReason } from './errors.js';
 // The same re-exports as the adapters: the identity every client and server needs.
 export { AgentIdentity, type PQCRequestContext } from '@pqc-mcp/core';
+// The errors of the Python package's API, by the same names (each with a machine-readable `reason`).
+export {
+  HandshakeError,
+  PeerNotAuthenticatedError,
+  PQCTransportError,
+  ReplayAttackError,
+  SessionExpiredError,
+  SignatureVerificationError,
+  type PQCReason,
+} from '@pqc-mcp/core';
 // What tool pinning needs, from core: the stores and the error.
 export { MemoryToolPinStore, ToolPinError, type ToolDefinition, type ToolPin, type ToolPinReason, type ToolPinStore } from '@pqc-mcp/core';
 export { FileToolPinStore } from '@pqc-mcp/core/node';

@@ -1,0 +1,55 @@
+/** The public face of @pqc-mcp/mcp, pinned: widening (or breaking) what users import is a decision made here. */
+import { fileURLToPath } from 'node:url';
+import { exportedNames } from '@pqc-mcp/test-kit';
+
+const entry = (file: string) => fileURLToPath(new URL(`../src/${file}`, import.meta.url));
+
+test('@pqc-mcp/mcp', () => {
+  expect(exportedNames(entry('index.ts'))).toEqual([
+    'AgentIdentity',
+    'ArgsOf',
+    'CallOptions',
+    'FileToolPinStore',
+    'HandshakeError',
+    'JsonSchemaObject',
+    'MCPErrorReason',
+    'MCPToolError',
+    'MemoryToolPinStore',
+    'PQCMCPClient',
+    'PQCMCPClientOptions',
+    'PQCMCPServer',
+    'PQCMCPServerOptions',
+    'PQCReason',
+    'PQCRequestContext',
+    'PQCTransportError',
+    'PeerNotAuthenticatedError',
+    'PinToolsOptions',
+    'PinnedTools',
+    'ReplayAttackError',
+    'RunOptions',
+    'RunningServer',
+    'SessionExpiredError',
+    'SignatureVerificationError',
+    'ToolApproval',
+    'ToolChange',
+    'ToolConfig',
+    'ToolContext',
+    'ToolDefinition',
+    'ToolHandler',
+    'ToolInputSchema',
+    'ToolListSource',
+    'ToolPin',
+    'ToolPinError',
+    'ToolPinReason',
+    'ToolPinStore',
+    'ToolPinning',
+    'ToolPinningOptions',
+    'ToolVersion',
+    'ToolsChangedEvent',
+    'ToolsChangedHandler',
+    'mcpErrorReason',
+    'pinTools',
+    'toCallToolResult',
+    'withPqc',
+  ]);
+});
