@@ -87,7 +87,8 @@ describe.each([
     expect(stderr()).toContain(`pqc-mcp bridge: connected to ${server.url} as ${CLIENT.did}; server ${SERVER.did}`);
     expect(stderr()).toContain('stdin closed, closing');
     // It ended its PQC session too (a signed DELETE of the handshake path).
-    expect(audit.entries().some((e) => e.verified && (e.details as { ended?: boolean } | null)?.ended === true)).toBe(true);
+    const bodyless = audit.entries().map((e) => (e.verified && e.operation === 'request' ? (e.details as { http_method?: string; path?: string } | null) : null));
+    expect(bodyless.some((d) => d?.http_method === 'DELETE' && d.path?.endsWith('/pqc/handshake') === true)).toBe(true);
   });
 });
 
