@@ -354,7 +354,15 @@ export function runHostileSuite(name: string, start: StartServer, features: Host
         // Nor from the one unsigned answer a client takes: the empty 202 to a POST of notifications only (the MCP SDK
         // 1.x client adopts the header from any POST answer, which would move it into a session of the middlebox's
         // choosing).
-        const notification = { method: 'POST', headers: MCP_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) };
+        // In the MCP session a real initialize opened (a stateful server refuses a notification outside one).
+        const tamper = box.tamper;
+        box.tamper = {};
+        const opened = await fetch(box.url(server.url), { method: 'POST', headers: MCP_HEADERS, body: JSON.stringify(initializeMessage(3)) });
+        const mcpSessionId = opened.headers.get('mcp-session-id');
+        await opened.text();
+        box.tamper = tamper;
+        const headers: Record<string, string> = { ...MCP_HEADERS, ...(mcpSessionId ? { 'mcp-session-id': mcpSessionId } : {}) };
+        const notification = { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) };
         const accepted = await fetch(box.url(server.url), notification);
         expect(accepted.status).toBe(202);
         expect(accepted.headers.get('mcp-session-id')).toBeNull();
