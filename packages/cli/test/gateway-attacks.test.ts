@@ -392,7 +392,7 @@ describe('a hostile stdio child', () => {
     await second.client.close().catch(() => {});
   });
 
-  test('process limits: a client past its share loses its oldest session; past the total, the least recently used idle one; 503 only while all are busy', async () => {
+  test('process limits: a client past its share (starting ones included) loses its oldest session; past the total, the least recently used idle one; 503 when no client holds two', async () => {
     const a1 = await connect(CLIENT);
     const a2 = await connect(CLIENT);
     const a3 = await connect(CLIENT); // ends a1's process (2 per client)
@@ -408,6 +408,13 @@ describe('a hostile stdio child', () => {
     await sleep(300);
     await expect(connect(FOURTH)).rejects.toThrow(/503|MCP sessions are open/);
     for (const result of await Promise.all(busy)) expect(text(result)).toBe('slow done');
+    // One key opening sessions all at once is held to its share, those still starting included: it takes two
+    // processes (each ending one other idle session), the third initialize is refused, and one other client keeps its.
+    const burst = await Promise.allSettled([connect(FOURTH), connect(FOURTH), connect(FOURTH)]);
+    expect(burst.filter((r) => r.status === 'fulfilled').length).toBe(2);
+    const survivors = await Promise.allSettled([a3, b1, c1].map((c) => c.client.callTool({ name: 'ok', arguments: {} })));
+    expect(survivors.filter((r) => r.status === 'fulfilled').length).toBe(1);
+    for (const r of burst) if (r.status === 'fulfilled') await r.value.client.close().catch(() => {});
     for (const c of [a2, a3, b1, c1]) await c.client.close().catch(() => {});
   });
 

@@ -106,7 +106,7 @@ test('the upstream URL of a signed target: the upstream path, its own query firs
   expect(upstreamUrl(base, '/mcp?a=1&b=%20x').href).toBe('http://up:3000/api/mcp?key=K&tenant=t1&a=1&b=%20x');
   expect(upstreamUrl(base, '/prefix/MCP/?key=evil&k%65y=evil2&tenant=t2&x=1#frag').href).toBe('http://up:3000/api/mcp?key=K&tenant=t1&x=1');
   // Names a query parser reads as the operator's parameter, an array or object of it, or after a ';': dropped.
-  expect(upstreamUrl(base, '/mcp?tenant[]=evil&tenant%5B0%5D=e&Tenant=e&tenant.x=e&TENANT[a]=e&x=1;tenant=e&y=2').href).toBe(
+  expect(upstreamUrl(base, '/mcp?tenant[]=evil&tenant%5B0%5D=e&Tenant=e&tenant.x=e&TENANT[a]=e&x=1;tenant=e&%20tenant=e&tenant%00x=e&+tenant=e&y=2').href).toBe(
     'http://up:3000/api/mcp?key=K&tenant=t1&y=2',
   );
   expect(upstreamUrl(new URL('http://up/mcp'), '/mcp?x=1').href).toBe('http://up/mcp?x=1');

@@ -44,7 +44,15 @@ type PendingRequest = FastifyRequest & { [cleanBody]?: Uint8Array };
  */
 function mayMatchEndpoint(pattern: string): boolean {
   if (pattern.includes('*')) return true;
-  const last = pattern.slice(pattern.lastIndexOf('/') + 1);
+  // A parameter's regular expression, `(...)`, may hold slashes: leave it out when finding the last segment.
+  let depth = 0;
+  let outside = '';
+  for (const ch of pattern) {
+    if (ch === '(') depth++;
+    if (depth === 0) outside += ch;
+    if (ch === ')' && depth > 0) depth--;
+  }
+  const last = outside.slice(outside.lastIndexOf('/') + 1);
   return last.includes(':');
 }
 

@@ -80,6 +80,14 @@ const MOUNTS: Array<[name: string, endpoints: string[], mount: Mount]> = [
     },
   ],
   [
+    "plugin at the root, a parametric route whose regular expression holds a slash, '/:p(^[a-z/]+$)'",
+    ['/mcp'],
+    async (app, pqc, runs) => {
+      if (pqc) await app.register(pqcPlugin, pqc);
+      mcpRoute(app, '/:p(^[a-z/]+$)', runs);
+    },
+  ],
+  [
     "plugin at the root, a route '/mc*' and one '/api/:name' under it",
     ['/mcp', '/api/mcp'],
     async (app, pqc, runs) => {

@@ -53,8 +53,9 @@ export function clientResponseHeaders(upstream: Headers): Headers {
 }
 
 /**
- * The root of a query parameter's name as query parsers read it, lowercased: `tenant` for `tenant`, `Tenant[]`,
- * `tenant[0]`, `tenant[x]` or `tenant.x` (qs and PHP read those as the same parameter, an array or an object).
+ * The root of a query parameter's name as query parsers read it, lowercased: its first run of `[A-Za-z0-9_-]` after
+ * any leading space or control character. `tenant` for `tenant`, `Tenant[]`, `tenant[0]`, `tenant.x`, ` tenant`,
+ * `tenant%00x` (qs and PHP read those as the same parameter, PHP trims leading spaces and cuts at NUL).
  */
 function rootName(name: string): string {
   let decoded = name.replace(/\+/g, ' ');
@@ -63,7 +64,7 @@ function rootName(name: string): string {
   } catch {
     // kept as received
   }
-  return decoded.split(/[[\].]/, 1)[0]!.toLowerCase();
+  return /^[\s\x00-\x1f]*([A-Za-z0-9_-]*)/.exec(decoded)![1]!.toLowerCase();
 }
 
 /** The roots of the names one `&`-separated part of a query carries (`;` separates parameters to some parsers). */
@@ -84,7 +85,7 @@ export function upstreamUrl(base: URL, target: string): URL {
   const q = target.indexOf('?');
   if (q === -1) return url;
   const query = target.slice(q + 1).split('#', 1)[0]!;
-  const own = new Set([...base.searchParams.keys()].map(rootName));
+  const own = new Set([...base.searchParams.keys()].map(rootName).filter((root) => root !== ''));
   const kept = query.split('&').filter((part) => part !== '' && !partRoots(part).some((root) => own.has(root)));
   if (kept.length === 0) return url;
   const ownQuery = base.search.replace(/^\?/, '');

@@ -4,9 +4,9 @@
  * Mcp-Session-Id belongs to that client (core records the owner, §9, and the session checks it again). A child that
  * exits ends its session (its open requests get an error; the client's next request gets 404 and it initializes
  * anew, in a fresh process): nothing is restarted under a client that believes its state is still there. Limits:
- * children in all (one more ends the least recently used idle one; refused, 503, only while every one is busy),
- * children per client DID (one more ends that client's least recently used one), and an idle time after which a
- * session's child is stopped.
+ * children in all (one more ends the least recently used idle one, or with none idle the least recently used of the
+ * client holding the most; refused, 503, when no client holds two), children per client DID, those starting included
+ * (one more ends that client's least recently used one), and an idle time after which a session's child is stopped.
  */
 import type { Readable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/client';
@@ -78,38 +78,74 @@ export function createStdioUpstream(options: StdioUpstreamOptions): Upstream {
   );
   sweep.unref();
 
-  async function open(request: Request, parsedBody: unknown, context: PQCRequestContext, info: ForwardInfo): Promise<Response> {
-    const id = requestIdOf(parsedBody);
-    const mine = [...live].filter((s) => s.peerDid === context.peerDid);
-    if (mine.length >= limits.maxChildrenPerClient) {
-      const oldest = mine.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b));
-      await oldest.end(`its client opened more than ${limits.maxChildrenPerClient} MCP sessions`);
+  /** Sessions chosen to make room, ending: no other request counts them or picks them again. */
+  const ending = new Set<StdioSession>();
+  /** Children being started, per client DID (counted against its share before they exist). */
+  const startingFor = new Map<string, number>();
+  const leastRecent = (sessions: StdioSession[]) => sessions.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b));
+
+  /**
+   * The sessions to end so that one more of `did` fits, decided at once (no await), so that concurrent initializes
+   * see each other: that client's least recently used past its share; then, when the gateway is full, the least
+   * recently used idle session, or, with none idle, the least recently used of the client holding the most (never
+   * one of a client with a single session). Undefined: refused.
+   */
+  function makeRoom(did: string): StdioSession[] | undefined {
+    const open = [...live].filter((s) => !ending.has(s));
+    const mine = open.filter((s) => s.peerDid === did);
+    const victims: StdioSession[] = [];
+    if (mine.length + (startingFor.get(did) ?? 0) >= limits.maxChildrenPerClient) {
+      if (mine.length === 0) return undefined; // all of its share is still starting
+      victims.push(leastRecent(mine));
     }
-    if (live.size + starting >= limits.maxChildren) {
-      // Full: the least recently used idle session makes room, as core's session table does, so that clients of their
-      // own keys cannot hold every process; only when every one is busy is the new session refused.
-      const idle = [...live].filter((s) => !s.busy);
-      if (idle.length > 0) {
-        const lru = idle.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b));
-        await lru.end(`the gateway runs at most ${limits.maxChildren} MCP sessions: the least recently used one ended`);
+    if (open.length - victims.length + starting >= limits.maxChildren) {
+      const others = open.filter((s) => !victims.includes(s));
+      const idle = others.filter((s) => !s.busy);
+      if (idle.length > 0) victims.push(leastRecent(idle));
+      else {
+        const counts = new Map<string, number>();
+        for (const s of others) counts.set(s.peerDid, (counts.get(s.peerDid) ?? 0) + 1);
+        const [heaviest, most] = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0]);
+        if (most < 2) return undefined;
+        victims.push(leastRecent(others.filter((s) => s.peerDid === heaviest)));
       }
     }
-    if (live.size + starting >= limits.maxChildren) {
+    return victims;
+  }
+
+  async function open(request: Request, parsedBody: unknown, context: PQCRequestContext, info: ForwardInfo): Promise<Response> {
+    const id = requestIdOf(parsedBody);
+    const did = context.peerDid;
+    const victims = makeRoom(did);
+    if (victims === undefined) {
       info.report('upstream_error', 'too_many_children');
       return jsonRpcErrorResponse(503, id, TRANSPORT_ERROR, `pqc-mcp gateway: ${limits.maxChildren} MCP sessions are open, the most this gateway runs; try again later`, {
         'retry-after': '5',
       });
     }
-    let session: StdioSession;
+    for (const victim of victims) ending.add(victim);
     starting++;
+    startingFor.set(did, (startingFor.get(did) ?? 0) + 1);
+    const release = () => {
+      starting--;
+      const left = (startingFor.get(did) ?? 1) - 1;
+      if (left > 0) startingFor.set(did, left);
+      else startingFor.delete(did);
+    };
+    await Promise.all(
+      victims.map((victim) =>
+        victim.end(victim.peerDid === did ? `its client opened more than ${limits.maxChildrenPerClient} MCP sessions` : `the gateway runs at most ${limits.maxChildren} MCP sessions: this one made room`).finally(() => ending.delete(victim)),
+      ),
+    );
+    let session: StdioSession;
     try {
-      session = await StdioSession.start(context.peerDid, command, log, forget);
+      session = await StdioSession.start(did, command, log, forget);
     } catch (err) {
       info.report('upstream_error', 'spawn_failed');
       log(`cannot start the MCP server ${logText(shown(command))}: ${logText(describeError(err))}`);
       return jsonRpcErrorResponse(502, id, -32603, 'Bad gateway: the MCP server process cannot be started');
     } finally {
-      starting--;
+      release();
     }
     live.add(session);
     const response = await session.handle(request, parsedBody);
