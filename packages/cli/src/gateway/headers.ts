@@ -64,7 +64,9 @@ function rootName(name: string): string {
   } catch {
     // kept as received
   }
-  return /^[\s\x00-\x1f]*([A-Za-z0-9_-]*)/.exec(decoded)![1]!.toLowerCase();
+  let start = 0; // past leading spaces and control characters
+  while (start < decoded.length && decoded.charCodeAt(start) <= 0x20) start++;
+  return /^[A-Za-z0-9_-]*/.exec(decoded.slice(start))![0].toLowerCase();
 }
 
 /** The roots of the names one `&`-separated part of a query carries (`;` separates parameters to some parsers). */
