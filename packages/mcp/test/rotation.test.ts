@@ -55,6 +55,8 @@ describe('a server restarted with a new key and its rotation record', () => {
       await client.connect();
       expect(textOf(await client.callTool('add', { a: 1, b: 2 }))).toBe('3');
       await first.server.close();
+      // Let the client's HTTP pool see its kept-alive connection closed (Node 22's fetch otherwise writes on it).
+      await new Promise((resolve) => setTimeout(resolve, 200));
 
       const record = await createRotationRecord(A, B);
       const second = await start(B, [record], first.port);
