@@ -4,13 +4,13 @@
  * bounds split into index shards and their slack, one hash slot per script (a cluster refuses any other: every test
  * here would fail with CROSSSLOT), TTLs on every key, round trips and bytes per session.
  */
-import type { NonceOutcome, SessionLimits, SessionRecord } from '@pqc-mcp/core';
+import type { NonceOutcome, SessionLimits } from '@pqc-mcp/core';
 import { freePort, runSessionStoreContract } from '@pqc-mcp/test-kit';
 import { randomBytes } from 'node:crypto';
 import { createCluster } from 'redis';
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../src/index.js';
 import { MIN_SESSIONS_PER_SHARD } from '../src/cluster.js';
-import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, sameAnswersAsMemoryStore, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
+import { clusterDeletePrefix, clusterKeysUnder, connectTestCluster, sameAnswersAsMemoryStore, testRecord as record, testClusterClient, uniquePrefix, type RawCluster } from './helpers.js';
 
 let cluster: RawCluster;
 const prefixes: string[] = [];
@@ -68,21 +68,6 @@ runSessionStoreContract('RedisSessionStore on a Redis Cluster', async ({ maxNonc
 });
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
-
-function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  const now = Date.now();
-  return {
-    sessionId: hex(16),
-    profile: 2,
-    peerDid: `did:pqaid:${'1'.repeat(64)}`,
-    peerAlgorithm: 'ML-DSA-65',
-    peerPublicKey: 'ab'.repeat(1952),
-    localDid: `did:pqaid:${'2'.repeat(64)}`,
-    createdAt: now,
-    expiresAt: now + 60_000,
-    ...overrides,
-  };
-}
 
 const LIMITS: SessionLimits = { maxSessions: 1000, maxSessionsPerClient: 16, retentionSec: 660 };
 /** Below 512 sessions the global bound has one index shard (shard 0). */

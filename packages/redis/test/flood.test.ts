@@ -19,7 +19,6 @@ import {
   type Algorithm,
   type CryptoBackend,
   type SessionLimits,
-  type SessionRecord,
   type SessionStore,
 } from '@pqc-mcp/core';
 import { RawClient, report } from '@pqc-mcp/test-kit';
@@ -31,6 +30,7 @@ import {
   keysUnder,
   rejectionOf,
   startServer,
+  testRecord,
   uniquePrefix,
   type RawRedis,
   type TestServer,
@@ -431,19 +431,7 @@ describe('nonce flood in one session', () => {
   const CAP = 5_000;
   const LIMITS: SessionLimits = { maxSessions: 10, maxSessionsPerClient: 16, retentionSec: 660 };
 
-  function sessionRecord(): SessionRecord {
-    const now = Date.now();
-    return {
-      sessionId: '5e'.repeat(16),
-      profile: 2,
-      peerDid: `did:pqaid:${'1'.repeat(64)}`,
-      peerAlgorithm: 'ML-DSA-65',
-      peerPublicKey: 'ab'.repeat(1952),
-      localDid: `did:pqaid:${'2'.repeat(64)}`,
-      createdAt: now,
-      expiresAt: now + 3_600_000,
-    };
-  }
+  const sessionRecord = () => testRecord({ sessionId: '5e'.repeat(16), expiresAt: Date.now() + 3_600_000 });
 
   test.each([
     ['MemorySessionStore', () => new MemorySessionStore({ maxNoncesPerSession: CAP })],

@@ -3,12 +3,12 @@
  * own, `sibling()` a second store with its own client on that prefix), then what only Redis has: options, the key
  * layout and its hash tags, prefixes, TTLs on every key, round trips, the clock, outages and clients.
  */
-import { MemorySessionStore, type SessionLimits, type SessionRecord } from '@pqc-mcp/core';
+import { MemorySessionStore, type SessionLimits } from '@pqc-mcp/core';
 import { freePort, runSessionStoreContract } from '@pqc-mcp/test-kit';
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { RedisSessionStore, redisKeys, storeFromEnv, type RedisClientLike, type RedisSessionStoreOptions } from '../src/index.js';
-import { REDIS_URL, connectTestRedis, deletePrefix, keysUnder, sameAnswersAsMemoryStore, sleep, trackUnhandledRejections, uniquePrefix, type RawRedis } from './helpers.js';
+import { REDIS_URL, connectTestRedis, deletePrefix, keysUnder, sameAnswersAsMemoryStore, testRecord as record, sleep, trackUnhandledRejections, uniquePrefix, type RawRedis } from './helpers.js';
 
 let redis: RawRedis;
 const prefixes: string[] = [];
@@ -51,21 +51,6 @@ function newStore(options: Partial<RedisSessionStoreOptions> = {}): RedisSession
 }
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
-
-function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  const now = Date.now();
-  return {
-    sessionId: hex(16),
-    profile: 2,
-    peerDid: `did:pqaid:${'1'.repeat(64)}`,
-    peerAlgorithm: 'ML-DSA-65',
-    peerPublicKey: 'ab'.repeat(1952),
-    localDid: `did:pqaid:${'2'.repeat(64)}`,
-    createdAt: now,
-    expiresAt: now + 60_000,
-    ...overrides,
-  };
-}
 
 const LIMITS: SessionLimits = { maxSessions: 1000, maxSessionsPerClient: 16, retentionSec: 660 };
 
